@@ -93,9 +93,13 @@ def _parse_header(data: bytes) -> tuple[FrameKind, int, int, int] | ProtocolErro
 def decode_frame(data: bytes) -> Frame | ProtocolError:
     """Parse one complete frame (one websocket message). Never raises."""
     if len(data) > MAX_FRAME_SIZE:
-        return ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"message of {len(data)} bytes is too large")
+        return ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE, f"message of {len(data)} bytes is too large"
+        )
     if len(data) < HEADER_SIZE:
-        return ProtocolError(ErrorCode.TRUNCATED_FRAME, f"{len(data)} bytes is shorter than a header")
+        return ProtocolError(
+            ErrorCode.TRUNCATED_FRAME, f"{len(data)} bytes is shorter than a header"
+        )
     header = _parse_header(data)
     if isinstance(header, ProtocolError):
         return header
@@ -146,7 +150,8 @@ class FrameReader:
         if self.error is None and self._buffer:
             self._fail(
                 ProtocolError(
-                    ErrorCode.TRUNCATED_FRAME, f"stream ended inside a frame ({len(self._buffer)} bytes)"
+                    ErrorCode.TRUNCATED_FRAME,
+                    f"stream ended inside a frame ({len(self._buffer)} bytes)",
                 )
             )
 

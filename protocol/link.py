@@ -253,6 +253,7 @@ class CoordinatorLink(_Link):
         self._heartbeat_interval = heartbeat_interval
         self._pending: Authenticate | None = None
         self.device_id: str | None = None
+        self.peer_software: str | None = None
 
     # inbound
 
@@ -267,6 +268,7 @@ class CoordinatorLink(_Link):
             )
             return
         self.state = CoordinatorState.AWAIT_CREDENTIALS
+        self.peer_software = message.software
         self._send(Welcome(max(common), self._challenge, self._server_time))
 
     def _on_enroll(self, message: Enroll) -> None:

@@ -1,0 +1,144 @@
+"""The OpenAPI 3.1 description of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+A test checks that every route the app registers is described here, and the reverse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _ok(schema_ref: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+_AUTH_ERRORS = {"401": _error("Missing or invalid API key"), "403": _error("Role not allowed")}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Backdesk coordinator API",
+        "version": __version__,
+        "description": "Remote maintenance for help desks. Authenticate with "
+        "`Authorization: Bearer KEY` (create keys with `backdesk-coordinator apikey create`).",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/health": {
+            "get": {
+                "summary": "Liveness check",
+                "security": [],
+                "responses": {"200": _ok("Health")},
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1 document"}},
+            }
+        },
+        "/api/v1/devices": {
+            "get": {
+                "summary": "List enrolled devices with their presence",
+                "responses": {"200": _ok("DeviceList"), **_AUTH_ERRORS},
+            }
+        },
+        "/api/v1/devices/{device_id}": {
+            "get": {
+                "summary": "One device",
+                "parameters": [
+                    {
+                        "name": "device_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _ok("Device"),
+                    "404": _error("No such device"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/users": {
+            "get": {
+                "summary": "List technician accounts (admin only)",
+                "responses": {"200": _ok("UserList"), **_AUTH_ERRORS},
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "Health": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "ok"}, "version": {"type": "string"}},
+            },
+            "Device": {
+                "type": "object",
+                "required": ["id", "hostname", "online", "last_seen"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "hostname": {"type": "string"},
+                    "online": {"type": "boolean"},
+                    "last_seen": {"type": ["string", "null"], "format": "date-time"},
+                    "enrolled_at": {"type": "string", "format": "date-time"},
+                    "agent_version": {"type": ["string", "null"]},
+                    "facts": {"type": "object"},
+                },
+            },
+            "DeviceList": {
+                "type": "object",
+                "required": ["devices"],
+                "properties": {
+                    "devices": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}}
+                },
+            },
+            "UserList": {
+                "type": "object",
+                "required": ["users"],
+                "properties": {
+                    "users": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "name": {"type": "string"},
+                                "role": {"enum": ["l1", "l2", "l3", "onsite", "admin"]},
+                                "disabled": {"type": "boolean"},
+                            },
+                        },
+                    }
+                },
+            },
+        },
+    },
+}
