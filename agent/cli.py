@@ -1,0 +1,145 @@
+"""``backdesk-agent``: enroll this machine, run the service, and more.
+
+Every command exits 0 on success and 1 with one sentence on stderr on failure; commands
+that print a result take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import AgentDir, default_config_dir
+from .errors import AgentError
+from .link import Service, enroll
+from .outbox import Outbox
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    print(json.dumps(result) if args.json else text, flush=True)
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    def show(message: str) -> None:
+        if not args.json:
+            print(f"{message}...", file=sys.stderr, flush=True)
+
+    return show
+
+
+async def _enroll(args: argparse.Namespace) -> None:
+    agent_dir = AgentDir(args.config_dir)
+    if agent_dir.enrollment_path.exists() and not args.force:
+        raise AgentError(
+            f"this agent is already enrolled ({agent_dir.enrollment_path}); "
+            "use --force to enroll again with a new identity"
+        )
+    result = await enroll(
+        agent_dir, args.coordinator, args.token, args.fingerprint, _progress(args)
+    )
+    _emit(
+        args,
+        {
+            "device_id": result.device_id,
+            "hostname": result.hostname,
+            "coordinator": args.coordinator,
+        },
+        f"Enrolled {result.hostname} as device {result.device_id}",
+    )
+
+
+async def _run(args: argparse.Namespace) -> None:
+    service = Service(AgentDir(args.config_dir))
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    logging.getLogger("backdesk.agent").info(
+        "backdesk-agent %s for %s", __version__, service.enrollment.coordinator
+    )
+    with contextlib.suppress(asyncio.CancelledError):
+        await service.run()
+
+
+def _status(args: argparse.Namespace) -> None:
+    agent_dir = AgentDir(args.config_dir)
+    enrollment = agent_dir.load_enrollment()
+    outbox = Outbox(agent_dir.outbox_path)
+    try:
+        pending = len(outbox)
+    finally:
+        outbox.close()
+    result = {
+        "device_id": enrollment.device_id,
+        "hostname": enrollment.hostname,
+        "coordinator": enrollment.coordinator,
+        "fingerprint": enrollment.fingerprint,
+        "outbox_pending": pending,
+    }
+    _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backdesk-agent", description="Backdesk agent: remote help for this machine."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=default_config_dir(),
+        help=f"identity, pinned certificate and outbox (default {default_config_dir()})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("enroll", parents=[common], help="register this machine with a coordinator")
+    p.add_argument("--coordinator", required=True, help="https://HOST:PORT")
+    p.add_argument("--token", required=True, help="one-time enrollment token")
+    p.add_argument(
+        "--fingerprint", required=True, help="the coordinator's certificate, sha256:<64 hex>"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing enrollment")
+    p.set_defaults(run=_enroll)
+
+    p = sub.add_parser("run", help="the service: keep the link up, deliver the outbox")
+    p.set_defaults(run=_run, json=False)
+
+    p = sub.add_parser("status", parents=[common], help="show enrollment and outbox")
+    p.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        result = args.run(args)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+    except AgentError as exc:
+        print(f"backdesk-agent: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The agent's link to the coordinator: enrollment, then a connection kept up for good.
+
+This is the asyncio adapter around ``protocol.link.AgentLink``: it moves bytes, runs the
+timers (heartbeats, handshake deadline, reconnect backoff) and drains the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from protocol import identity
+from protocol.errors import CREDENTIAL_ERRORS, ErrorCode, ProtocolError
+from protocol.frames import MAX_FRAME_SIZE
+from protocol.link import (
+    AgentLink,
+    ConnectionFailed,
+    DeliveryAcked,
+    EnrollmentAccepted,
+    Event,
+    HeartbeatAcked,
+    LinkReady,
+)
+
+from . import __version__, facts, pinning
+from .config import AgentDir, Enrollment
+from .errors import AgentError, EnrollmentRefused, Unreachable
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+SOFTWARE = f"backdesk-agent/{__version__}"
+AGENT_PATH = "/ws/agent"
+HANDSHAKE_TIMEOUT = 15.0
+OUTBOX_POLL = 0.5  # other processes (get-help) write to the outbox: look for new work
+MAX_IN_FLIGHT = 32
+# Reconnect delays: 0.5 s doubling to 15 s, plus up to 1 s of jitter so a fleet that lost
+# its coordinator does not come back all in the same second.
+BACKOFF = wait_exponential_jitter(initial=0.5, max=15.0, jitter=1.0)
+
+
+class LinkLost(Exception):
+    """The connection dropped or failed; retry after a delay."""
+
+
+# Anything that means "the network or the coordinator is not there right now".
+_TRANSIENT = (OSError, TimeoutError, ssl.SSLError, ConnectionClosed, InvalidHandshake, LinkLost)
+
+
+async def _open(url: str, context: ssl.SSLContext, fingerprint: bytes) -> ClientConnection:
+    ws = await connect(
+        url,
+        ssl=context,
+        compression=None,
+        max_size=MAX_FRAME_SIZE,
+        open_timeout=pinning.CONNECT_TIMEOUT,
+        user_agent_header=SOFTWARE,
+    )
+    # The context already trusts only the pinned certificate; check the exact bytes too.
+    try:
+        pinning.check_fingerprint(
+            pinning.peer_certificate(ws.transport.get_extra_info("ssl_object")), fingerprint
+        )
+    except AgentError:
+        await ws.close()
+        raise
+    return ws
+
+
+async def _send_all(ws: ClientConnection, link: AgentLink) -> None:
+    for data in link.data_to_send():
+        await ws.send(data)
+
+
+async def _receive(ws: ClientConnection, link: AgentLink) -> list[Event]:
+    """Wait for the next message and return the link's events."""
+    data = await ws.recv()
+    if isinstance(data, str):
+        link.fail(ProtocolError(ErrorCode.MALFORMED_FRAME, "text messages are not used"))
+    else:
+        link.receive_data(data)
+    await _send_all(ws, link)
+    return link.events_received()
+
+
+# --- enrollment -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    device_id: str
+    hostname: str
+    fingerprint: str
+
+
+async def enroll(
+    agent_dir: AgentDir,
+    coordinator: str,
+    token: str,
+    fingerprint_text: str,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> EnrollResult:
+    fingerprint = identity.parse_fingerprint(fingerprint_text)
+    if fingerprint is None:
+        raise AgentError(
+            f"bad fingerprint {fingerprint_text!r}: expected sha256: and 64 hex digits"
+        )
+    host, port = pinning.parse_coordinator_url(coordinator)
+    progress(f"Checking the certificate of {host}:{port}")
+    der = await pinning.fetch_certificate(host, port)
+    pinning.check_fingerprint(der, fingerprint)
+    pem = ssl.DER_cert_to_PEM_cert(der)
+
+    agent_dir.ensure()
+    key = agent_dir.new_key()
+    hostname = facts.hostname()
+    progress(f"Enrolling {hostname} with a new identity key")
+    try:
+        ws = await _open(
+            pinning.websocket_url(coordinator, AGENT_PATH), pinning.pinned_context(pem), fingerprint
+        )
+    except (*_TRANSIENT, InvalidURI) as exc:
+        raise Unreachable(f"cannot reach the coordinator at {coordinator}: {exc}") from exc
+    link = AgentLink(server_fingerprint=fingerprint, software=SOFTWARE)
+    try:
+        link.start_enrollment(token, key, hostname)
+        await _send_all(ws, link)
+        while True:
+            try:
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    events = await _receive(ws, link)
+            except (ConnectionClosed, TimeoutError) as exc:
+                raise Unreachable(
+                    f"the coordinator closed the connection during enrollment: {exc}"
+                ) from exc
+            for event in events:
+                match event:
+                    case EnrollmentAccepted(device_id=device_id):
+                        enrollment = Enrollment(
+                            coordinator=coordinator,
+                            fingerprint=identity.format_fingerprint(fingerprint),
+                            device_id=device_id,
+                            hostname=hostname,
+                        )
+                        agent_dir.save_enrollment(enrollment, pem)
+                        return EnrollResult(device_id, hostname, enrollment.fingerprint)
+                    case ConnectionFailed(error=error):
+                        agent_dir.key_path.unlink(missing_ok=True)
+                        raise EnrollmentRefused(error.message)
+    finally:
+        await ws.close()
+
+
+# --- the service ------------------------------------------------------------------------
+
+
+class Service:
+    """``backdesk-agent run``: keep the link up, heartbeat, and drain the outbox."""
+
+    def __init__(self, agent_dir: AgentDir) -> None:
+        self.dir = agent_dir
+        self.enrollment = agent_dir.load_enrollment()
+        self.key: Ed25519PrivateKey = agent_dir.load_key()
+        fingerprint = identity.parse_fingerprint(self.enrollment.fingerprint)
+        if fingerprint is None:
+            raise AgentError(f"{agent_dir.enrollment_path} holds a bad fingerprint; enroll again")
+        self.fingerprint = fingerprint
+        self.context = pinning.pinned_context(agent_dir.certificate_pem())
+        self.url = pinning.websocket_url(self.enrollment.coordinator, AGENT_PATH)
+        self.outbox = Outbox(agent_dir.outbox_path)
+        self.online = asyncio.Event()
+
+    async def run(self) -> None:
+        self.outbox.put("device.facts", facts.collect())
+        try:
+            while True:
+                retrying = AsyncRetrying(
+                    wait=BACKOFF,
+                    retry=retry_if_exception_type(_TRANSIENT),
+                    before_sleep=self._log_retry,
+                )
+                # One session per call; returning normally means a session that was up
+                # ended, so the next outage starts again from the shortest delay.
+                await retrying(self._session)
+        finally:
+            self.outbox.close()
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        delay = state.next_action.sleep if state.next_action else 0
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("coordinator unreachable (%s); retrying in %.1f s", exc or "?", delay)
+
+    async def _session(self) -> None:
+        ws = await _open(self.url, self.context, self.fingerprint)
+        link = AgentLink(server_fingerprint=self.fingerprint, software=SOFTWARE)
+        try:
+            link.start_authentication(self.enrollment.device_id, self.key)
+            await _send_all(ws, link)
+            interval = await self._handshake(ws, link)
+            log.info("online as device %s", self.enrollment.device_id)
+            self.online.set()
+            await self._serve(ws, link, interval)
+        except (ConnectionClosed, LinkLost) as exc:
+            if self.online.is_set():
+                log.warning("connection to the coordinator lost: %s", exc)
+                return
+            raise
+        finally:
+            self.online.clear()
+            await ws.close()
+
+    async def _handshake(self, ws: ClientConnection, link: AgentLink) -> float:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            while True:
+                for event in await _receive(ws, link):
+                    if isinstance(event, LinkReady):
+                        return event.heartbeat_interval
+                    if isinstance(event, ConnectionFailed):
+                        self._failed(event.error)
+
+    def _failed(self, error: ProtocolError) -> None:
+        if error.code in CREDENTIAL_ERRORS:
+            raise EnrollmentRefused(f"the coordinator refused this device: {error.message}")
+        raise LinkLost(error.message)
+
+    async def _serve(self, ws: ClientConnection, link: AgentLink, interval: float) -> None:
+        in_flight: set[str] = set()
+        last_ack = time.monotonic()
+
+        async def heartbeat() -> None:
+            seq = 0
+            while True:
+                if time.monotonic() - last_ack > 3 * interval:
+                    raise LinkLost("no answer to heartbeats")
+                link.send_heartbeat(seq, time.time())
+                await _send_all(ws, link)
+                seq += 1
+                await asyncio.sleep(interval)
+
+        async def drain() -> None:
+            while True:
+                room = MAX_IN_FLIGHT - len(in_flight)
+                if room > 0:
+                    items = await asyncio.to_thread(self.outbox.pending, room, frozenset(in_flight))
+                    for item in items:
+                        link.deliver(item.key, item.kind, item.body)
+                        in_flight.add(item.key)
+                    await _send_all(ws, link)
+                await asyncio.sleep(OUTBOX_POLL)
+
+        async def receive() -> None:
+            nonlocal last_ack
+            while True:
+                for event in await _receive(ws, link):
+                    match event:
+                        case DeliveryAcked(key=key):
+                            await asyncio.to_thread(self.outbox.remove, key)
+                            in_flight.discard(key)
+                        case HeartbeatAcked():
+                            last_ack = time.monotonic()
+                        case ConnectionFailed(error=error):
+                            self._failed(error)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in (heartbeat(), drain(), receive()):
+                    group.create_task(job)
+        except* EnrollmentRefused as group_error:
+            raise group_error.exceptions[0] from None
+        except* _TRANSIENT as group_error:
+            raise LinkLost(str(group_error.exceptions[0])) from None
