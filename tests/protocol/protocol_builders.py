@@ -56,7 +56,7 @@ SENDABLE_CLOSE_CODES = frozenset(
 def check_error(error: ProtocolError) -> None:
     """What every ProtocolError must satisfy to be usable as a websocket close."""
     assert isinstance(error, ProtocolError)
-    assert isinstance(error.message, str) and error.message
+    assert isinstance(error.message, str)
     assert isinstance(error.close_code, int)
     assert error.close_code in SENDABLE_CLOSE_CODES
     assert len(error.close_reason.encode()) <= MAX_REASON_BYTES

@@ -221,12 +221,25 @@ def test_verify_rejects_a_truncated_or_extended_real_signature() -> None:
 @pytest.mark.parametrize(
     "public_key",
     [
-        b"\x00" * 32,
-        b"\x01" + b"\x00" * 31,  # the identity point (small order)
         b"\xff" * 32,  # not a valid encoding
         b"\xec" + b"\xff" * 30 + b"\x7f",  # y = p - 1
+        b"\x00" * 32,
     ],
 )
 def test_verify_degenerate_public_keys(public_key: bytes) -> None:
-    for signature in (b"\x00" * 64, b"\x01" + b"\x00" * 63, identity.sign(KEY_A, b"t")):
+    for signature in (b"\x00" * 64, identity.sign(KEY_A, b"t")):
         assert identity.verify(public_key, signature, b"t") is False
+
+
+# The neutral point of the curve, encoded: a public key of order 1.
+SMALL_ORDER_KEY = b"\x01" + b"\x00" * 31
+# R = the neutral point, S = 0.
+UNIVERSAL_SIGNATURE = b"\x01" + b"\x00" * 63
+
+
+@pytest.mark.parametrize("transcript", [b"t", b"", identity.ENROLL_LABEL + bytes(96)])
+def test_small_order_key_does_not_verify_every_transcript(transcript: bytes) -> None:
+    """With A = the neutral point, ``[S]B == R + [k]A`` holds for R = neutral, S = 0,
+    whatever k (whatever the message). A key no private key stands behind must never
+    verify, or enrollment proves nothing and anyone can later sign as that device."""
+    assert identity.verify(SMALL_ORDER_KEY, UNIVERSAL_SIGNATURE, transcript) is False
