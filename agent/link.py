@@ -7,6 +7,7 @@ timers (heartbeats, handshake deadline, reconnect backoff) and drains the outbox
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -239,6 +240,7 @@ class Service:
 
     async def _serve(self, ws: ClientConnection, link: AgentLink, interval: float) -> None:
         in_flight: set[str] = set()
+        acked = asyncio.Event()
         last_ack = time.monotonic()
 
         async def heartbeat() -> None:
@@ -260,7 +262,12 @@ class Service:
                         link.deliver(item.key, item.kind, item.body)
                         in_flight.add(item.key)
                     await _send_all(ws, link)
-                await asyncio.sleep(OUTBOX_POLL)
+                # Wake on an acknowledgement (room again) or poll for messages that other
+                # processes (get-help) put in the outbox.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(OUTBOX_POLL):
+                        await acked.wait()
+                acked.clear()
 
         async def receive() -> None:
             nonlocal last_ack
@@ -270,6 +277,7 @@ class Service:
                         case DeliveryAcked(key=key):
                             await asyncio.to_thread(self.outbox.remove, key)
                             in_flight.discard(key)
+                            acked.set()
                         case HeartbeatAcked():
                             last_ack = time.monotonic()
                         case ConnectionFailed(error=error):

@@ -71,7 +71,7 @@ def test_parse_fingerprint_accepts(text: str) -> None:
         HEX[:32] + " " + HEX[32:],
         "0x" + HEX[2:],
         "sha256:" + HEX[:40],  # a SHA-1 fingerprint
-        "０" * 64,  # fullwidth digits are not hex
+        "\uff10" * 64,  # fullwidth digits are not hex
     ],
 )
 def test_parse_fingerprint_rejects(text: str) -> None:

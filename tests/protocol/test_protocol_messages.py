@@ -29,6 +29,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.frames import Frame, FrameKind, encode_frame
 from protocol.messages import (
     MAX_JSON_DEPTH,
+    Ack,
     Deliver,
     ExactLen,
     MaxLen,
@@ -564,5 +565,5 @@ def test_escaped_surrogate_pair_is_a_valid_character() -> None:
     payload = b'{"type":"ack","v":1,"key":"\\ud83d\\ude00"}'
     result = message_from_payload(payload)
     assert not isinstance(result, ProtocolError), result
-    assert result == message_types()["ack"](key="😀")
+    assert result == Ack(key="😀")
     assert decode_message(encode_message(result)) == result
