@@ -250,7 +250,7 @@ async def test_facts_with_too_many_fields_are_refused(desk: Desk, insider: Agent
         await rogue.send(encode_message(Deliver(key=uuid.uuid4().hex, kind="device.facts", body=body)))
         closed = await rogue.closed()
     assert_closed(closed, 1002, ErrorCode.INVALID_MESSAGE)
-    (facts,) = desk.coordinator.sql("select facts from devices where id = ?", insider.device_id)
+    [(facts,)] = desk.coordinator.sql("select facts from devices where id = ?", insider.device_id)
     assert facts is None  # the insider never delivered facts
 
 
