@@ -37,6 +37,8 @@ def normalize_url(url: str) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the CLI write (tokens, users) while the server runs; busy_timeout makes
     # the writers wait for each other instead of failing with "database is locked".
+    # The driver's own BEGIN is turned off so that _sqlite_begin below decides.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
@@ -44,10 +46,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with
+    # SQLITE_BUSY_SNAPSHOT when another writer committed in between; BEGIN IMMEDIATE
+    # takes the write lock up front, so writers queue (busy_timeout) instead.
+    # (SQLAlchemy's documented recipe for pysqlite/aiosqlite transactions.)
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(normalize_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
