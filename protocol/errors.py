@@ -89,7 +89,7 @@ class ProtocolError:
     @property
     def close_reason(self) -> str:
         """The message, shortened to fit a websocket close frame."""
-        data = f"{self.code}: {self.message}".encode()
+        data = f"{self.code}: {self.message}".encode(errors="replace")
         if len(data) <= MAX_REASON_BYTES:
             return data.decode()
         return data[: MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."

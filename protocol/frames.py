@@ -62,6 +62,8 @@ def encode_frame(frame: Frame) -> bytes:
         raise ValueError(f"{frame.kind.name} payload of {len(frame.payload)} bytes is over limit")
     if frame.kind is FrameKind.CONTROL and frame.channel != 0:
         raise ValueError("control frames use channel 0")
+    if not 0 <= frame.channel <= 0xFFFFFFFF or not 0 <= frame.version <= 0xFF:
+        raise ValueError("channel or version out of range")
     header = HEADER.pack(MAGIC, frame.version, frame.kind, frame.channel, len(frame.payload))
     return header + frame.payload
 

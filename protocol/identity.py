@@ -14,9 +14,10 @@ import re
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 FINGERPRINT_PREFIX = "sha256:"
-_FINGERPRINT_RE = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+_FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 
 ENROLL_LABEL = b"backdesk/1 enroll\x00"
 AUTHENTICATE_LABEL = b"backdesk/1 authenticate\x00"
@@ -37,8 +38,7 @@ def parse_fingerprint(text: str) -> bytes | None:
     if cleaned.startswith(FINGERPRINT_PREFIX):
         cleaned = cleaned[len(FINGERPRINT_PREFIX) :]
     cleaned = cleaned.replace(":", "")
-    match = _FINGERPRINT_RE.match(cleaned)
-    return bytes.fromhex(match.group(1)) if match else None
+    return bytes.fromhex(cleaned) if _FINGERPRINT_RE.fullmatch(cleaned) else None
 
 
 def fingerprints_match(a: bytes, b: bytes) -> bool:
@@ -61,8 +61,20 @@ def sign(private_key: Ed25519PrivateKey, transcript: bytes) -> bytes:
     return private_key.sign(transcript)
 
 
+def valid_public_key(public_key: bytes) -> bool:
+    """A canonical point of the prime-order subgroup.
+
+    Small-order keys (the neutral point among them) "verify" signatures that nobody
+    made: with such a key, R = neutral and S = 0 pass the verification equation. They
+    must never be enrolled, nor used to check a signature.
+    """
+    return len(public_key) == 32 and bool(crypto_core_ed25519_is_valid_point(public_key))
+
+
 def verify(public_key: bytes, signature: bytes, transcript: bytes) -> bool:
     """True when ``signature`` is ``public_key``'s over ``transcript``. Never raises."""
+    if not valid_public_key(public_key):
+        return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, transcript)
     except (InvalidSignature, ValueError):

@@ -272,6 +272,11 @@ class CoordinatorLink(_Link):
         self._send(Welcome(max(common), self._challenge, self._server_time))
 
     def _on_enroll(self, message: Enroll) -> None:
+        if not identity.valid_public_key(message.public_key):
+            self.fail(
+                ProtocolError(ErrorCode.INVALID_MESSAGE, "public key is not a valid Ed25519 key")
+            )
+            return
         transcript = identity.enroll_transcript(
             self._challenge, self._fingerprint, message.public_key
         )
@@ -348,8 +353,12 @@ class AgentLink(_Link):
         super().__init__()
         self.state: AgentState = AgentState.IDLE
         self._fingerprint = server_fingerprint
-        self._software = software
+        self._software = software[:64]
         self._credentials: Callable[[bytes], Message] | None = None
+        # What we asked for decides the only answer we accept: "enrolled" to an enroll,
+        # "authenticated" for our own device id to an authenticate.
+        self._expected: type[Message] | None = None
+        self._claimed_id: str | None = None
         self.device_id: str | None = None
         self.heartbeat_interval: float | None = None
 
@@ -360,18 +369,20 @@ class AgentLink(_Link):
             transcript = identity.enroll_transcript(challenge, self._fingerprint, public_key)
             return Enroll(token, public_key, hostname, identity.sign(key, transcript))
 
-        self._start(credentials)
+        self._start(credentials, Enrolled)
 
     def start_authentication(self, device_id: str, key: Ed25519PrivateKey) -> None:
         def credentials(challenge: bytes) -> Message:
             transcript = identity.authenticate_transcript(challenge, self._fingerprint, device_id)
             return Authenticate(device_id, identity.sign(key, transcript))
 
-        self._start(credentials)
+        self._claimed_id = device_id
+        self._start(credentials, Authenticated)
 
-    def _start(self, credentials: Callable[[bytes], Message]) -> None:
+    def _start(self, credentials: Callable[[bytes], Message], expected: type[Message]) -> None:
         self._require(AgentState.IDLE)
         self._credentials = credentials
+        self._expected = expected
         self.state = AgentState.HELLO_SENT
         self._send(Hello(list(SUPPORTED_VERSIONS), self._software))
 
@@ -394,12 +405,31 @@ class AgentLink(_Link):
         self._send(self._credentials(message.challenge))
         self._credentials = None  # the closure holds the token and key: drop it
 
+    def _unexpected_answer(self, message: Message) -> bool:
+        if self._expected is type(message):
+            return False
+        self.fail(
+            ProtocolError(
+                ErrorCode.UNEXPECTED_MESSAGE, f"{message.TYPE} does not answer our request"
+            )
+        )
+        return True
+
     def _on_enrolled(self, message: Enrolled) -> None:
+        if self._unexpected_answer(message):
+            return
         self.state = AgentState.DONE
         self.device_id = message.device_id
         self._events.append(EnrollmentAccepted(message.device_id))
 
     def _on_authenticated(self, message: Authenticated) -> None:
+        if self._unexpected_answer(message):
+            return
+        if message.device_id != self._claimed_id:
+            self.fail(
+                ProtocolError(ErrorCode.UNEXPECTED_MESSAGE, "authenticated as another device")
+            )
+            return
         self.state = AgentState.READY
         self.device_id = message.device_id
         self.heartbeat_interval = message.heartbeat_interval

@@ -196,7 +196,8 @@ def encode_message(message: Message) -> bytes:
     obj: dict[str, object] = {"type": message.TYPE, "v": message.VERSION}
     for f in fields(message):  # type: ignore[arg-type]
         obj[f.name] = _to_json(getattr(message, f.name))
-    payload = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # ASCII output: whatever text a message holds, its encoding cannot fail.
+    payload = json.dumps(obj, separators=(",", ":"), allow_nan=False)
     return encode_frame(Frame(FrameKind.CONTROL, payload.encode()))
 
 
@@ -222,14 +223,40 @@ def _check_limits(name: str, value: object, size: int | None, meta: tuple[object
                 raise _invalid(name, f"must be between {m.low:g} and {m.high:g}")
 
 
-def _json_depth_ok(value: object, depth: int = 0) -> bool:
-    if depth > MAX_JSON_DEPTH:
+def _is_text(value: str) -> bool:
+    """False for strings with lone surrogates (JSON's \\ud800), which cannot be UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
         return False
-    if isinstance(value, dict):
-        return all(_json_depth_ok(v, depth + 1) for v in value.values())
-    if isinstance(value, list):
-        return all(_json_depth_ok(v, depth + 1) for v in value)
     return True
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _json_problem(value: object, depth: int = 0) -> str | None:
+    """Why a free-form JSON value cannot be accepted (and sent on again), or None."""
+    if isinstance(value, dict | list):
+        if depth >= MAX_JSON_DEPTH:
+            return f"is nested deeper than {MAX_JSON_DEPTH}"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and not _is_text(key):
+                return "has a key that is not valid Unicode text"
+            problem = _json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, str) and not _is_text(value):
+        return "holds text that is not valid Unicode"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "holds a number that is not finite"
+    return None
 
 
 def _convert(name: str, hint: object, value: object) -> object:
@@ -241,6 +268,8 @@ def _convert(name: str, hint: object, value: object) -> object:
     if hint is str:
         if not isinstance(value, str):
             raise _invalid(name, "must be a string")
+        if not _is_text(value):
+            raise _invalid(name, "is not valid Unicode text")
         _check_limits(name, value, len(value), meta)
         return value
     if hint is bool:
@@ -255,8 +284,8 @@ def _convert(name: str, hint: object, value: object) -> object:
     if hint is float:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise _invalid(name, "must be a number")
-        if not math.isfinite(value):
-            raise _invalid(name, "must be finite")
+        if not _finite(value):
+            raise _invalid(name, "must be a finite number")
         _check_limits(name, value, None, meta)
         return float(value)
     if hint is bytes:
@@ -266,6 +295,8 @@ def _convert(name: str, hint: object, value: object) -> object:
             raw = base64.b64decode(value.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError):
             raise _invalid(name, "is not valid base64") from None
+        if base64.b64encode(raw).decode("ascii") != value:
+            raise _invalid(name, "is not canonical base64")
         _check_limits(name, raw, len(raw), meta)
         return raw
     if origin is list:
@@ -277,8 +308,9 @@ def _convert(name: str, hint: object, value: object) -> object:
     if origin is dict:
         if not isinstance(value, dict):
             raise _invalid(name, "must be an object")
-        if not _json_depth_ok(value):
-            raise _invalid(name, f"is nested deeper than {MAX_JSON_DEPTH}")
+        problem = _json_problem(value)
+        if problem:
+            raise _invalid(name, problem)
         return value
     if origin in (Union, types.UnionType) and type(None) in get_args(hint):
         if value is None:
@@ -306,18 +338,18 @@ def message_from_payload(payload: bytes) -> Message | ProtocolError:
         return ProtocolError(ErrorCode.INVALID_MESSAGE, "message has no 'type'")
     cls = _REGISTRY.get(kind)
     if cls is None:
-        return ProtocolError(ErrorCode.UNKNOWN_MESSAGE, f"unknown message type {kind[:40]!r}")
-    if version != cls.VERSION or isinstance(version, bool):
+        return ProtocolError(ErrorCode.UNKNOWN_MESSAGE, f"unknown message type {kind[:40]!a}")
+    if type(version) is not int or version != cls.VERSION:
         return ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION,
-            f"{kind} version {str(version)[:20]} is not supported (expected {cls.VERSION})",
+            f"{kind} version {ascii(version)[:20]} is not supported (expected {cls.VERSION})",
         )
     hints = typing.get_type_hints(cls, include_extras=True)
     declared = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(obj) - set(declared))
     if unknown:
         return ProtocolError(
-            ErrorCode.INVALID_MESSAGE, f"{kind}: unknown field {str(unknown[0])[:40]!r}"
+            ErrorCode.INVALID_MESSAGE, f"{kind}: unknown field {unknown[0][:40]!a}"
         )
     values: dict[str, object] = {}
     try:

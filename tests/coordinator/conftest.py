@@ -3,13 +3,13 @@ running coordinator for the REST checks, and a raw HTTPS helper that keeps heade
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from coordinator import accounts
 from coordinator.storage.engine import create_engine, migrate
 from tests.conftest import Coordinator, _create_pg_database, _drop_pg_database
 
@@ -63,7 +64,9 @@ def fetch(
         with urllib.request.urlopen(
             request, context=pinned_context(coordinator), timeout=30
         ) as resp:
-            return Response(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
+            return Response(
+                resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+            )
     except urllib.error.HTTPError as exc:
         return Response(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
@@ -97,8 +100,24 @@ class Served:
     keys: dict[str, str] = field(default_factory=dict)
 
 
+async def _make_keys(coordinator: Coordinator) -> dict[str, str]:
+    url = coordinator.db or sqlite_url(coordinator.data_dir / "backdesk.db")
+    eng = create_engine(url)
+    try:
+        keys = {}
+        for role in ROLES:
+            name = f"{role}-{uuid.uuid4().hex[:8]}"
+            await accounts.add_user(eng, name, role, PASSWORD)
+            keys[role] = await accounts.create_api_key(eng, name)
+        return keys
+    finally:
+        await eng.dispose()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     """Like ``coordinator_any_db`` but started once per module: the REST checks only read."""
     db = None if request.param == "sqlite" else _create_pg_database()
     coordinator = Coordinator(tmp_path_factory.mktemp(f"served-{request.param}") / "data", db=db)
@@ -106,14 +125,9 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     try:
         served = Served(coordinator)
 
-        def make_key(role: str) -> tuple[str, str]:
-            name = f"{role}-{uuid.uuid4().hex[:8]}"
-            coordinator.cli("user", "add", name, "--role", role, "--password-stdin", input=f"{PASSWORD}\n{PASSWORD}\n")
-            return role, coordinator.cli("apikey", "create", "--user", name).stdout.strip()
-
-        # The CLI writes while the server runs, several at once: that must work too.
-        with ThreadPoolExecutor(len(ROLES)) as pool:
-            served.keys = dict(pool.map(make_key, ROLES))
+        # Accounts straight through the coordinator's own code (the CLI is tested in
+        # test_cli.py): ten CLI runs would cost more than all the checks together.
+        served.keys = asyncio.run(_make_keys(coordinator))
         yield served
     finally:
         coordinator.stop()

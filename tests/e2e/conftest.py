@@ -36,9 +36,7 @@ def wait_online(client: ApiClient, device_id: str, timeout: float = 20) -> None:
 
 
 def wait_offline(client: ApiClient, device_id: str, timeout: float = 10) -> None:
-    wait_for(
-        lambda: not is_online(client, device_id), timeout, what=f"{device_id} to be offline"
-    )
+    wait_for(lambda: not is_online(client, device_id), timeout, what=f"{device_id} to be offline")
 
 
 def stored(coordinator: Coordinator) -> dict[str, Any]:

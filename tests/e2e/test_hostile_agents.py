@@ -84,7 +84,10 @@ def control(payload: Any) -> bytes:
 
 
 BAD_OPENINGS: dict[str, tuple[bytes | str, ErrorCode]] = {
-    "truncated frame": (HEADER.pack(MAGIC, 1, FrameKind.CONTROL, 0, 100) + b'{"type":', ErrorCode.TRUNCATED_FRAME),
+    "truncated frame": (
+        HEADER.pack(MAGIC, 1, FrameKind.CONTROL, 0, 100) + b'{"type":',
+        ErrorCode.TRUNCATED_FRAME,
+    ),
     "shorter than a header": (b"BD\x01", ErrorCode.TRUNCATED_FRAME),
     "padded frame": (control({"type": "hello"}) + b"\x00", ErrorCode.MALFORMED_FRAME),
     "frame version 9": (
@@ -247,7 +250,9 @@ async def test_facts_with_too_many_fields_are_refused(desk: Desk, insider: Agent
     body = {f"field{i}": i for i in range(1000)}
     async with RogueAgent(desk.coordinator) as rogue:
         await authenticated_insider(rogue, insider)
-        await rogue.send(encode_message(Deliver(key=uuid.uuid4().hex, kind="device.facts", body=body)))
+        await rogue.send(
+            encode_message(Deliver(key=uuid.uuid4().hex, kind="device.facts", body=body))
+        )
         closed = await rogue.closed()
     assert_closed(closed, 1002, ErrorCode.INVALID_MESSAGE)
     [(facts,)] = desk.coordinator.sql("select facts from devices where id = ?", insider.device_id)

@@ -84,8 +84,9 @@ def wire_object(message: Message) -> dict[str, Any]:
 
 
 def dumps(obj: object) -> bytes:
-    """Encode test JSON; NaN/Infinity are allowed here so tests can send them."""
-    return json.dumps(obj, ensure_ascii=False).encode()
+    """Encode test JSON as a peer might: NaN/Infinity allowed, every non-ASCII character
+    escaped (so a lone surrogate travels as a valid ``\\udXXX`` escape)."""
+    return json.dumps(obj, ensure_ascii=True).encode()
 
 
 # --- field introspection ----------------------------------------------------------------

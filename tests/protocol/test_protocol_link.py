@@ -374,7 +374,10 @@ def test_enroll_with_a_small_order_public_key() -> None:
         signature=b"\x01" + bytes(63),
     )
     coordinator.receive_data(encode_message(forged))
-    assert failure(coordinator).error.code is ErrorCode.BAD_SIGNATURE
+    error = failure(coordinator).error
+    assert error.code is ErrorCode.INVALID_MESSAGE
+    assert "not a valid Ed25519 key" in error.message
+    assert coordinator.state is CoordinatorState.FAILED
 
 
 def test_enroll_replayed_from_another_connection() -> None:
@@ -636,26 +639,32 @@ def test_coordinator_handles_what_its_table_lists(state: CoordinatorState, name:
     assert coordinator.error is None or coordinator.error.code is not ErrorCode.UNEXPECTED_MESSAGE
 
 
-AGENT_ACCEPTS = {
-    ("hello_sent", "welcome"): AgentState.CREDENTIALS_SENT,
-    ("enroll_sent", "enrolled"): AgentState.DONE,
-    ("authenticate_sent", "authenticated"): AgentState.READY,
-    ("ready", "heartbeat_ack"): AgentState.READY,
-    ("ready", "ack"): AgentState.READY,
+# The answers an agent expects in each of its states, and where they take it.
+AGENT_ACCEPTS: dict[tuple[str, str], tuple[Message, AgentState]] = {
+    ("hello_sent", "welcome"): (sample("welcome"), AgentState.CREDENTIALS_SENT),
+    ("enroll_sent", "enrolled"): (Enrolled("dev-42"), AgentState.DONE),
+    ("authenticate_sent", "authenticated"): (
+        Authenticated(DEVICE_ID, HEARTBEAT_INTERVAL),
+        AgentState.READY,
+    ),
+    ("ready", "heartbeat_ack"): (sample("heartbeat_ack"), AgentState.READY),
+    ("ready", "ack"): (sample("ack"), AgentState.READY),
 }
 
 
 def test_agent_accepts_cover_its_table() -> None:
     covered = {(AGENT_IN[label][0], message_types()[name]) for label, name in AGENT_ACCEPTS}
     assert covered == set(AGENT_TRANSITIONS)
+    assert all(message.TYPE == name for (_, name), (message, _) in AGENT_ACCEPTS.items())
 
 
 @pytest.mark.parametrize(("label", "name"), list(AGENT_ACCEPTS), ids=str)
 def test_agent_handles_what_its_table_lists(label: str, name: str) -> None:
+    message, after = AGENT_ACCEPTS[label, name]
     agent = AGENT_IN[label][1]()
-    agent.receive_data(encode_message(sample(name)))
+    agent.receive_data(encode_message(message))
     assert agent.error is None
-    assert agent.state is AGENT_ACCEPTS[label, name]
+    assert agent.state is after
     assert agent.events_received() or agent.data_to_send()
 
 
@@ -837,6 +846,29 @@ def test_error_text_from_the_peer_can_be_used_as_a_close_reason() -> None:
     agent.receive_data(encode_frame(Frame(FrameKind.CONTROL, payload)))
     event = failure(agent)  # remote, or local if the string is refused
     assert len(event.error.close_reason.encode()) <= 123
+
+
+HOSTILE_PAYLOADS = {
+    "version is a lone surrogate": b'{"type":"hello","v":"\\ud800","versions":[1],"software":"x"}',
+    "version is a long string": b'{"type":"hello","v":"' + "\u00e9".encode() * 300 + b'"}',
+    "type is a lone surrogate": b'{"type":"\\udfff","v":1}',
+    "unknown field is a lone surrogate": (
+        b'{"type":"hello","v":1,"versions":[1],"software":"x","\\ud800":1}'
+    ),
+}
+
+
+@pytest.mark.parametrize("payload", HOSTILE_PAYLOADS.values(), ids=HOSTILE_PAYLOADS.keys())
+@pytest.mark.parametrize("side", ["agent", "coordinator"])
+def test_peer_text_quoted_in_our_error_never_breaks_the_link(payload: bytes, side: str) -> None:
+    """Refusing a message must not raise, whatever the peer put in it: the refusal is an
+    event, an error message the peer can decode, and a close reason that encodes."""
+    link: Link = make_agent() if side == "agent" else make_coordinator()
+    link.receive_data(encode_frame(Frame(FrameKind.CONTROL, payload)))
+    event = failure(link)
+    assert event.remote is False
+    error = sent_error(link)
+    assert error.code == event.error.code.value
 
 
 def test_delivery_key_from_the_peer_can_be_acknowledged() -> None:

@@ -134,10 +134,14 @@ def test_wire_shape(name: str) -> None:
             assert isinstance(obj[spec.name], str)  # base64 text, not a list of ints
 
 
-def test_encoding_is_compact_utf8() -> None:
-    payload = payload_of(Deliver(key="k", kind="note", body={"text": "écran"}))
-    assert "écran".encode() in payload
+def test_encoding_is_compact_ascii() -> None:
+    """ASCII JSON: text with any code point (even a lone surrogate) always encodes."""
+    message = Deliver(key="k", kind="note", body={"text": "écran"})
+    payload = payload_of(message)
+    assert payload.isascii()
+    assert b"\\u00e9cran" in payload
     assert b" " not in payload
+    assert decode_message(encode_message(message)) == message
 
 
 # --- refusals of the envelope -----------------------------------------------------------
@@ -163,7 +167,7 @@ def test_missing_type() -> None:
 
 
 @pytest.mark.parametrize("name", TYPES)
-@pytest.mark.parametrize("version", [0, 2, 99, -1, "1", None, True, [1], {"v": 1}, 1.5])
+@pytest.mark.parametrize("version", [0, 2, 99, -1, "1", None, True, [1], {"v": 1}, 1.5, "é" * 100])
 def test_wrong_version(name: str, version: object) -> None:
     obj = wire_object(sample(name))
     obj["v"] = version
@@ -177,6 +181,14 @@ def test_missing_version(name: str) -> None:
     obj = wire_object(sample(name))
     del obj["v"]
     refused(obj, ErrorCode.UNSUPPORTED_VERSION)
+
+
+@pytest.mark.parametrize("version", ["\ud800", "x\udfff", ["\ud800"], {"\ud800": 1}])
+def test_version_quoted_in_the_error_is_safe_text(version: object) -> None:
+    # The refusal quotes the peer's "v": it must still make a close reason that encodes.
+    obj = wire_object(sample("hello"))
+    obj["v"] = version
+    refused(obj, ErrorCode.UNSUPPORTED_VERSION)  # checks close_reason
 
 
 def test_version_must_be_the_integer_not_an_equal_float() -> None:
