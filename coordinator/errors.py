@@ -30,8 +30,9 @@ class Conflict(CoordinatorError):
 
 
 class ApiError(CoordinatorError):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.field = field  # the request field at fault, for 400s

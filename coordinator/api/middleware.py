@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .. import audit
 from ..accounts import Principal, principal_for_api_key
 from ..errors import ApiError
+from ..permissions import Permission, allowed
 from ..settings import ENGINE
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,12 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="backdesk"'} if status == 401 else None
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 @web.middleware
@@ -46,7 +49,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.field)
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
@@ -84,8 +87,20 @@ def principal(request: web.Request) -> Principal:
     return value
 
 
-def require_role(request: web.Request, *roles: str) -> Principal:
+async def require(request: web.Request, permission: Permission, target: str = "") -> Principal:
+    """The caller, if their role grants ``permission``; else a 403, recorded in the audit log."""
     who = principal(request)
-    if who.role not in roles:
-        raise ApiError(403, "forbidden", f"role {who.role!r} may not do this")
+    if not allowed(who.role, permission):
+        engine = request.app[ENGINE]
+        async with engine.begin() as conn:
+            await audit.append(
+                conn,
+                who.name,
+                "permission.denied",
+                target,
+                {"permission": permission.value, "role": who.role, "path": request.path},
+            )
+        raise ApiError(
+            403, "forbidden", f"role {who.role!r} may not {permission.value.replace('.', ' ')}"
+        )
     return who

@@ -6,13 +6,12 @@ from aiohttp import web
 
 from .. import __version__, accounts, devices
 from ..errors import ApiError
+from ..permissions import Permission
 from ..settings import ENGINE, PRESENCE
-from .middleware import require_role
+from .middleware import require
 from .openapi import SPEC
 
 routes = web.RouteTableDef()
-
-ALL_ROLES = ("l1", "l2", "l3", "onsite", "admin")
 
 
 @routes.get("/api/v1/health")
@@ -27,14 +26,14 @@ async def openapi(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/devices")
 async def list_devices(request: web.Request) -> web.Response:
-    require_role(request, *ALL_ROLES)
+    await require(request, Permission.DEVICE_VIEW)
     found = await devices.list_devices(request.app[ENGINE], request.app[PRESENCE])
     return web.json_response({"devices": found})
 
 
 @routes.get("/api/v1/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
-    require_role(request, *ALL_ROLES)
+    await require(request, Permission.DEVICE_VIEW)
     device_id = request.match_info["device_id"]
     found = await devices.get_device(request.app[ENGINE], request.app[PRESENCE], device_id[:64])
     if found is None:
@@ -44,5 +43,5 @@ async def get_device(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/users")
 async def list_users(request: web.Request) -> web.Response:
-    require_role(request, "admin")
+    await require(request, Permission.USER_MANAGE)
     return web.json_response({"users": await accounts.list_users(request.app[ENGINE])})

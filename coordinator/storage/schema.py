@@ -11,11 +11,13 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -42,6 +44,8 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("totp_secret", String(64)),  # base32; sign-in to the console needs it
+    Column("full_name", String(200)),
     CheckConstraint("role IN ('l1', 'l2', 'l3', 'onsite', 'admin')", name="role"),
 )
 
@@ -91,5 +95,168 @@ agent_messages = Table(
     Column("kind", String(64), nullable=False),
     Column("body", JSON, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
+    # What the acknowledgement carried (e.g. the ticket reference), sent again on redelivery.
+    Column("result", JSON),
     UniqueConstraint("device_id", "idempotency_key", name="uq_agent_messages_device_key"),
+)
+
+# --- help desk ----------------------------------------------------------------------
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reference", String(16), unique=True),  # BD-000123, set from id on insert
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("requester", String(200), nullable=False),
+    Column("device_id", String(64), ForeignKey("devices.id", ondelete="SET NULL")),
+    Column("category", String(64)),
+    Column("subject", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("impact", Integer, nullable=False),
+    Column("urgency", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("assignee_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("group_name", String(16), nullable=False),
+    Column("own_due_at", UTCDateTime, nullable=False),
+    Column("resolve_due_at", UTCDateTime, nullable=False),
+    Column("owned_at", UTCDateTime),
+    Column("answered_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("own_breached_at", UTCDateTime),
+    Column("resolve_breached_at", UTCDateTime),
+    Column("resolution", Text),
+    Column("external_refs", JSON, nullable=False),
+    Column("diagnostics", JSON),
+    Column("search_text", Text, nullable=False),
+    CheckConstraint("level BETWEEN 1 AND 3", name="level"),
+    CheckConstraint("impact BETWEEN 1 AND 3", name="impact"),
+    CheckConstraint("urgency BETWEEN 1 AND 3", name="urgency"),
+)
+Index("ix_tickets_status_level", tickets.c.status, tickets.c.level)
+
+ticket_events = Table(
+    "ticket_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),  # user name, "agent:<device>" or "system"
+    Column("kind", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+)
+Index("ix_ticket_events_ticket", ticket_events.c.ticket_id, ticket_events.c.id)
+
+kb_articles = Table(
+    "kb_articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),  # Markdown, rendered without raw HTML
+    Column("tags", JSON, nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("source_ticket_id", Integer, ForeignKey("tickets.id", ondelete="SET NULL")),
+    Column("search_text", Text, nullable=False),
+)
+
+kb_links = Table(
+    "kb_links",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "article_id", Integer, ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Column("linked_by", String(64), nullable=False),
+)
+
+# Service levels per priority (1 critical .. 5 planning); seeded by the migration.
+sla_policies = Table(
+    "sla_policies",
+    metadata,
+    Column("priority", Integer, primary_key=True, autoincrement=False),
+    Column("own_seconds", Integer, nullable=False),  # someone must take or answer it
+    Column("resolve_seconds", Integer, nullable=False),
+)
+
+# Append-only, hash-chained: each row's hash covers its content and the previous hash.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+# One row: the chain's head. Appenders update it first, which serialises them.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", Integer, nullable=False),
+    Column("last_hash", LargeBinary(32), nullable=False),
+)
+
+# Domain events (ticket.created, sla.breached...), written in the same transaction as the
+# change they describe; webhook deliveries fan out from them.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("events", JSON, nullable=False),  # list of event types, or ["*"]
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("last_error", String(500)),
+    UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+)
+Index(
+    "ix_webhook_deliveries_pending",
+    webhook_deliveries.c.webhook_id,
+    webhook_deliveries.c.delivered_at,
+    webhook_deliveries.c.id,
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

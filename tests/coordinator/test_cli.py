@@ -21,7 +21,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import COORDINATOR, Coordinator, run_cli
+from tests.conftest import COORDINATOR, PG_ADMIN_URL, Coordinator, run_cli
 
 FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{64}")
 TOKEN_RE = re.compile(r"bdt_[A-Za-z0-9_-]{20,}")
@@ -333,11 +333,20 @@ def test_migrate_is_idempotent_and_keeps_data(
     assert db_rows(migrated, "SELECT name FROM users") == [("grace",)]
 
 
-def test_migrate_on_a_missing_postgresql_database_fails_clearly(data_dir: Path) -> None:
-    from tests.conftest import PG_ADMIN_URL
-
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/backdesk_no_such_database"
-    result = run_cli(COORDINATOR, "migrate", "--data-dir", str(data_dir), "--db", url, check=False)
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+@pytest.mark.parametrize(
+    "db",
+    [
+        PG_ADMIN_URL.rsplit("/", 1)[0] + "/backdesk_no_such_database",
+        "sqlite:////nonexistent-backdesk-dir/backdesk.db",
+    ],
+    ids=["postgresql-missing-database", "sqlite-missing-directory"],
+)
+def test_an_unusable_database_fails_clearly(data_dir: Path, command: str, db: str) -> None:
+    extra = ["--port", "0"] if command == "serve" else []
+    result = run_cli(
+        COORDINATOR, command, "--data-dir", str(data_dir), "--db", db, *extra, check=False
+    )
     assert_one_sentence_failure(result, "database")
 
 

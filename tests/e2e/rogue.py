@@ -108,7 +108,9 @@ class RogueAgent:
         except ConnectionClosed:
             pass
         except TimeoutError:
-            raise AssertionError(f"the coordinator kept the connection open for {timeout}s")
+            raise AssertionError(
+                f"the coordinator kept the connection open for {timeout}s"
+            ) from None
         return Closed(
             code=self.ws.close_code,
             reason=self.ws.close_reason or "",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol.errors import ErrorCode
 from protocol.frames import HEADER, MAGIC, MAX_CONTROL_PAYLOAD, MAX_FRAME_SIZE, Frame, FrameKind
 from protocol.frames import encode_frame as frame
-from protocol.link import ConnectionFailed, LinkReady
 from protocol.messages import Deliver, Enroll, Heartbeat, Hello, encode_message
 from tests.conftest import Agent, ApiClient, wait_for
 from tests.e2e.conftest import Desk, identity_key, is_online, stored, wait_online
