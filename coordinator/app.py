@@ -10,6 +10,7 @@ from aiohttp import WSCloseCode, web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, agent_link
+from .api import kb, tickets, webhooks
 from .api.middleware import authentication, errors
 from .api.routes import routes
 from .presence import Presence
@@ -50,7 +51,8 @@ def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
     app[ENGINE] = engine
     app[PRESENCE] = Presence()
     app[SOCKETS] = weakref.WeakSet()
-    app.router.add_routes(routes)
+    for table in (routes, tickets.routes, kb.routes, webhooks.routes):
+        app.router.add_routes(table)
     app.router.add_get("/ws/agent", agent_link.handle)
     app.router.add_get("/", console)
     app.router.add_static("/static/", _STATIC)

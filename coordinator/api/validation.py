@@ -15,11 +15,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from ..errors import ApiError
-from .openapi import SPEC
 
 
 @cache
 def _validator(schema_name: str) -> Draft202012Validator:
+    from .openapi import SPEC  # late: API modules import this one while SPEC is built
+
     schema = SPEC["components"]["schemas"][schema_name]
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)

@@ -1,0 +1,11 @@
+"""Knowledge base: articles, search, links to tickets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
+PATHS: dict[str, Any] = {}
+SCHEMAS: dict[str, Any] = {}

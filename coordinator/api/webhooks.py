@@ -1,0 +1,11 @@
+"""Outbound webhooks: subscriptions (admin) and their delivery status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
+PATHS: dict[str, Any] = {}
+SCHEMAS: dict[str, Any] = {}
