@@ -143,11 +143,11 @@ class AgentConnection:
                 await devices.mark_seen(self.engine, self.device_id)
             case DeliveryReceived(key=key, kind=kind, body=body):
                 assert self.device_id is not None
-                refused = await inbox.commit(self.engine, self.device_id, key, kind, body)
-                if refused is not None:
-                    self.link.fail(refused)
+                result = await inbox.commit(self.engine, self.device_id, key, kind, body)
+                if isinstance(result, ProtocolError):
+                    self.link.fail(result)
                 else:
-                    self.link.acknowledge(key)
+                    self.link.acknowledge(key, result or None)
             case ConnectionFailed():
                 pass  # _process closes the connection with the link's error
 

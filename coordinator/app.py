@@ -15,6 +15,8 @@ from .api.middleware import authentication, errors
 from .api.routes import routes
 from .presence import Presence
 from .settings import ENGINE, PRESENCE, SETTINGS, SOCKETS, Settings
+from .tickets import sla
+from .webhooks import deliver_in_background
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("coordinator.web", "templates"),
@@ -56,6 +58,8 @@ def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
     app.router.add_get("/ws/agent", agent_link.handle)
     app.router.add_get("/", console)
     app.router.add_static("/static/", _STATIC)
+    app.cleanup_ctx.append(sla.watchdog)
+    app.cleanup_ctx.append(deliver_in_background)  # outbound webhooks
     app.on_shutdown.append(_close_sockets)
     app.on_cleanup.append(_dispose)
     return app

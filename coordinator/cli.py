@@ -82,6 +82,8 @@ async def _serve(args: argparse.Namespace) -> None:
         fingerprint=fingerprint,
         heartbeat_interval=args.heartbeat_interval,
         handshake_timeout=args.handshake_timeout,
+        webhook_poll_interval=args.webhook_poll_interval,
+        sla_check_interval=args.sla_check_interval,
     )
     runner = web.AppRunner(create_app(engine, settings), access_log=None)
     await runner.setup()
@@ -228,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--handshake-timeout", type=_positive, default=10.0, help="seconds (default 10)"
+    )
+    serve.add_argument(
+        "--webhook-poll-interval",
+        type=_positive,
+        default=1.0,
+        help="seconds between looks for webhook deliveries that are due (default 1)",
+    )
+    serve.add_argument(
+        "--sla-check-interval", type=_positive, default=30.0, help="seconds (default 30)"
     )
     serve.set_defaults(run=_serve)
 

@@ -34,6 +34,7 @@ class Permission(StrEnum):
     ENROLLMENT_MANAGE = "enrollment.manage"
     WEBHOOK_MANAGE = "webhook.manage"
     AUDIT_READ = "audit.read"
+    SLA_MANAGE = "sla.manage"
 
 
 _ALL = frozenset(Role)
@@ -56,6 +57,7 @@ MATRIX: dict[Permission, frozenset[Role]] = {
     Permission.ENROLLMENT_MANAGE: frozenset({Role.ADMIN}),
     Permission.WEBHOOK_MANAGE: frozenset({Role.ADMIN}),
     Permission.AUDIT_READ: frozenset({Role.ADMIN}),
+    Permission.SLA_MANAGE: frozenset({Role.ADMIN}),
 }
 
 

@@ -18,6 +18,9 @@ class Settings:
     handshake_timeout: float = 10.0
     # An agent that misses this many heartbeats in a row is considered gone.
     missed_heartbeats: int = 3
+    # How often the webhook dispatcher looks for deliveries that are due.
+    webhook_poll_interval: float = 1.0
+    sla_check_interval: float = 30.0
 
 
 SETTINGS = web.AppKey("settings", Settings)

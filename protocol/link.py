@@ -105,6 +105,7 @@ class DeliveryReceived(Event):
 @dataclass(frozen=True, slots=True)
 class DeliveryAcked(Event):
     key: str
+    result: JSONObject | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,10 +335,10 @@ class CoordinatorLink(_Link):
         self._send(Authenticated(pending.device_id, self._heartbeat_interval))
         self._events.append(LinkReady(pending.device_id, self._heartbeat_interval))
 
-    def acknowledge(self, key: str) -> None:
+    def acknowledge(self, key: str, result: JSONObject | None = None) -> None:
         """The delivery with ``key`` is committed: tell the agent it may forget it."""
         self._require(CoordinatorState.READY)
-        self._send(Ack(key))
+        self._send(Ack(key, result))
 
     def set_server_time(self, now: float) -> None:
         self._server_time = now
@@ -439,4 +440,4 @@ class AgentLink(_Link):
         self._events.append(HeartbeatAcked(message.seq, message.server_time))
 
     def _on_ack(self, message: Ack) -> None:
-        self._events.append(DeliveryAcked(message.key))
+        self._events.append(DeliveryAcked(message.key, message.result))

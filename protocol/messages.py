@@ -162,10 +162,12 @@ class Deliver(Message):
 @_message
 @dataclass(frozen=True, slots=True)
 class Ack(Message):
-    """The coordinator committed the delivery with this key."""
+    """The coordinator committed the delivery with this key (and what came of it, such as
+    the reference of the ticket a Get-help request opened)."""
 
     TYPE = "ack"
     key: Annotated[str, MaxLen(64)]
+    result: JSONObject | None = None
 
 
 @_message

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .. import audit
 from ..accounts import Principal, principal_for_api_key
-from ..errors import ApiError
+from ..errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ..permissions import Permission, allowed
 from ..settings import ENGINE
 
@@ -50,6 +50,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.field)
+    except NotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    except Conflict as exc:
+        return error_response(409, "conflict", str(exc))
+    except Invalid as exc:
+        return error_response(400, "invalid_field", str(exc), exc.field)
+    except Forbidden as exc:
+        await _audit_denial(request, exc)
+        return error_response(403, "forbidden", str(exc))
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
@@ -87,20 +96,35 @@ def principal(request: web.Request) -> Principal:
     return value
 
 
-async def require(request: web.Request, permission: Permission, target: str = "") -> Principal:
-    """The caller, if their role grants ``permission``; else a 403, recorded in the audit log."""
-    who = principal(request)
-    if not allowed(who.role, permission):
-        engine = request.app[ENGINE]
-        async with engine.begin() as conn:
-            await audit.append(
-                conn,
-                who.name,
-                "permission.denied",
-                target,
-                {"permission": permission.value, "role": who.role, "path": request.path},
-            )
-        raise ApiError(
-            403, "forbidden", f"role {who.role!r} may not {permission.value.replace('.', ' ')}"
+async def _audit_denial(request: web.Request, exc: Forbidden) -> None:
+    who = request.get(PRINCIPAL)
+    async with request.app[ENGINE].begin() as conn:
+        await audit.append(
+            conn,
+            who.name if isinstance(who, Principal) else "anonymous",
+            "permission.denied",
+            exc.target,
+            {
+                "permission": exc.permission,
+                "role": who.role if isinstance(who, Principal) else None,
+                "method": request.method,
+                "path": request.path,
+            },
         )
+
+
+def check(who: Principal, permission: Permission, target: str = "") -> None:
+    """Raise Forbidden (a 403, recorded in the audit log) unless the role grants it."""
+    if not allowed(who.role, permission):
+        raise Forbidden(
+            permission.value,
+            f"role {who.role!r} may not {permission.value.replace('.', ' ').replace('_', ' ')}",
+            target,
+        )
+
+
+async def require(request: web.Request, permission: Permission, target: str = "") -> Principal:
+    """The caller, if their role grants ``permission``."""
+    who = principal(request)
+    check(who, permission, target)
     return who

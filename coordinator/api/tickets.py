@@ -5,7 +5,389 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select, update
+
+from ..errors import Invalid
+from ..permissions import Permission
+from ..settings import ENGINE
+from ..storage.schema import sla_policies
+from ..tickets import service
+from ..tickets.lifecycle import Action, Status
+from .middleware import require
+from .validation import read_json
 
 routes = web.RouteTableDef()
-PATHS: dict[str, Any] = {}
-SCHEMAS: dict[str, Any] = {}
+
+_STATUS_FILTERS = {s.value for s in Status} | {"open"}
+_QUEUES = ("unanswered", "breaching")
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Invalid(f"query parameter {name!r} must be an integer from {low} to {high}", name)
+    return int(raw)
+
+
+@routes.get("/api/v1/tickets")
+async def list_tickets(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_COMMENT)  # every role; visibility below
+    query = request.query
+    status = query.get("status")
+    if status is not None and status not in _STATUS_FILTERS:
+        raise Invalid(f"status must be one of {', '.join(sorted(_STATUS_FILTERS))}", "status")
+    queue = query.get("queue")
+    if queue is not None and queue not in _QUEUES:
+        raise Invalid(f"queue must be one of {', '.join(_QUEUES)}", "queue")
+    found, total = await service.search(
+        request.app[ENGINE],
+        who,
+        q=query.get("q", "")[:200] or None,
+        status=status,
+        level=_int_param(request, "level", 0, 1, 3) or None,
+        assignee=query.get("assignee", "")[:64] or None,
+        queue=queue,
+        limit=_int_param(request, "limit", 50, 1, 200),
+        offset=_int_param(request, "offset", 0, 0, 10**6),
+    )
+    return web.json_response({"tickets": found, "total": total})
+
+
+@routes.post("/api/v1/tickets")
+async def create_ticket(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_CREATE)
+    body = await read_json(request, "TicketCreate")
+    body.setdefault("channel", "api")
+    body.setdefault("requester", who.name)
+    ticket = await service.create(request.app[ENGINE], who, **body)
+    return web.json_response(ticket, status=201)
+
+
+@routes.get("/api/v1/tickets/{reference}")
+async def get_ticket(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_COMMENT)
+    return web.json_response(
+        await service.get(request.app[ENGINE], request.match_info["reference"], who)
+    )
+
+
+@routes.patch("/api/v1/tickets/{reference}")
+async def update_ticket(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_WORK)
+    body = await read_json(request, "TicketUpdate")
+    ticket = await service.update_fields(
+        request.app[ENGINE], who, request.match_info["reference"], body
+    )
+    return web.json_response(ticket)
+
+
+@routes.post("/api/v1/tickets/{reference}/comments")
+async def add_comment(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_COMMENT)
+    body = await read_json(request, "CommentCreate")
+    ticket = await service.comment(
+        request.app[ENGINE], who, request.match_info["reference"], body["body"]
+    )
+    return web.json_response(ticket, status=201)
+
+
+@routes.post("/api/v1/tickets/{reference}/actions")
+async def ticket_action(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_WORK)
+    body = await read_json(request, "TicketAction")
+    ticket = await service.act(
+        request.app[ENGINE],
+        who,
+        request.match_info["reference"],
+        Action(body["action"]),
+        assignee=body.get("assignee"),
+        resolution=body.get("resolution"),
+        comment=body.get("comment"),
+    )
+    return web.json_response(ticket)
+
+
+@routes.get("/api/v1/sla-policies")
+async def get_sla(request: web.Request) -> web.Response:
+    await require(request, Permission.TICKET_COMMENT)
+    async with request.app[ENGINE].connect() as conn:
+        rows = (await conn.execute(select(sla_policies).order_by(sla_policies.c.priority))).all()
+    return web.json_response(
+        {
+            "policies": [
+                {
+                    "priority": r.priority,
+                    "own_seconds": r.own_seconds,
+                    "resolve_seconds": r.resolve_seconds,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+@routes.put("/api/v1/sla-policies")
+async def put_sla(request: web.Request) -> web.Response:
+    await require(request, Permission.SLA_MANAGE)
+    body = await read_json(request, "SlaPolicies")
+    async with request.app[ENGINE].begin() as conn:
+        for policy in body["policies"]:
+            if policy["own_seconds"] > policy["resolve_seconds"]:
+                raise Invalid("own_seconds cannot exceed resolve_seconds", "policies")
+            await conn.execute(
+                update(sla_policies)
+                .where(sla_policies.c.priority == policy["priority"])
+                .values(
+                    own_seconds=policy["own_seconds"], resolve_seconds=policy["resolve_seconds"]
+                )
+            )
+    return await get_sla(request)
+
+
+# --- OpenAPI ----------------------------------------------------------------------------
+
+
+def _json(ref: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+_ERR = {"$ref": "#/components/schemas/Error"}
+_ERRORS = {
+    code: {"description": text, "content": {"application/json": {"schema": _ERR}}}
+    for code, text in (
+        ("400", "Invalid body or parameter (the field is named)"),
+        ("401", "Missing or invalid credentials"),
+        ("403", "Role not allowed (recorded in the audit log)"),
+        ("404", "No such ticket (or not visible to this role)"),
+        ("409", "Not allowed in the ticket's current status"),
+    )
+}
+_REF = {
+    "name": "reference",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "example": "BD-000123"},
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/tickets": {
+        "get": {
+            "summary": "Search and list tickets (most urgent first)",
+            "parameters": [
+                {
+                    "name": "q",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "words that must all appear",
+                },
+                {"name": "status", "in": "query", "schema": {"enum": sorted(_STATUS_FILTERS)}},
+                {
+                    "name": "level",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 3},
+                },
+                {
+                    "name": "assignee",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "a user name, or 'none'",
+                },
+                {"name": "queue", "in": "query", "schema": {"enum": list(_QUEUES)}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                },
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {"200": _json("TicketList"), **_ERRORS},
+        },
+        "post": {
+            "summary": "Open a ticket (phone call, e-mail, integration)",
+            "requestBody": _body("TicketCreate"),
+            "responses": {"201": _json("TicketDetail", "Created"), **_ERRORS},
+        },
+    },
+    "/api/v1/tickets/{reference}": {
+        "get": {
+            "summary": "One ticket with its diagnostics, timeline and linked articles",
+            "parameters": [_REF],
+            "responses": {"200": _json("TicketDetail"), **_ERRORS},
+        },
+        "patch": {
+            "summary": "Change category, subject, impact/urgency or external references",
+            "parameters": [_REF],
+            "requestBody": _body("TicketUpdate"),
+            "responses": {"200": _json("TicketDetail"), **_ERRORS},
+        },
+    },
+    "/api/v1/tickets/{reference}/comments": {
+        "post": {
+            "summary": "Comment on a ticket (the desk's first answer stops the SLA clock)",
+            "parameters": [_REF],
+            "requestBody": _body("CommentCreate"),
+            "responses": {"201": _json("TicketDetail", "Created"), **_ERRORS},
+        }
+    },
+    "/api/v1/tickets/{reference}/actions": {
+        "post": {
+            "summary": "Move a ticket through its lifecycle: take, assign, start, wait_for_user, resume, escalate, dispatch, resolve, close, reopen",
+            "parameters": [_REF],
+            "requestBody": _body("TicketAction"),
+            "responses": {"200": _json("TicketDetail"), **_ERRORS},
+        }
+    },
+    "/api/v1/sla-policies": {
+        "get": {
+            "summary": "Service levels per priority",
+            "responses": {"200": _json("SlaPolicies"), **_ERRORS},
+        },
+        "put": {
+            "summary": "Change service levels (admin)",
+            "requestBody": _body("SlaPolicies"),
+            "responses": {"200": _json("SlaPolicies"), **_ERRORS},
+        },
+    },
+}
+
+_TEXT = {"type": "string", "minLength": 1}
+_REFS = {
+    "type": "object",
+    "maxProperties": 10,
+    "additionalProperties": {"type": "string", "maxLength": 100},
+    "propertyNames": {"maxLength": 40},
+}
+_LEVEL = {"type": "integer", "minimum": 1, "maximum": 3}
+
+_TICKET = {
+    "type": "object",
+    "properties": {
+        "reference": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "channel": {"enum": list(service.CHANNELS)},
+        "requester": {"type": "string"},
+        "device_id": {"type": ["string", "null"]},
+        "category": {"type": ["string", "null"]},
+        "subject": {"type": "string"},
+        "description": {"type": "string"},
+        "impact": _LEVEL,
+        "urgency": _LEVEL,
+        "priority": {"type": "integer", "minimum": 1, "maximum": 5},
+        "priority_name": {"type": "string"},
+        "level": _LEVEL,
+        "status": {"enum": [s.value for s in Status]},
+        "assignee": {"type": ["string", "null"]},
+        "group": {"type": "string"},
+        "resolution": {"type": ["string", "null"]},
+        "external_refs": {"type": "object"},
+        "sla": {"type": "object"},
+        "allowed_actions": {"type": "array", "items": {"enum": [a.value for a in Action]}},
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Ticket": _TICKET,
+    "TicketDetail": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Ticket"},
+            {
+                "type": "object",
+                "properties": {
+                    "diagnostics": {"type": ["object", "null"]},
+                    "device_hostname": {"type": ["string", "null"]},
+                    "timeline": {"type": "array", "items": {"type": "object"}},
+                    "kb_articles": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        ]
+    },
+    "TicketList": {
+        "type": "object",
+        "required": ["tickets", "total"],
+        "properties": {
+            "tickets": {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}},
+            "total": {"type": "integer"},
+        },
+    },
+    "TicketCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["subject", "description"],
+        "properties": {
+            "subject": {**_TEXT, "maxLength": 200},
+            "description": {**_TEXT, "maxLength": 20000},
+            "channel": {"enum": list(service.CHANNELS)},
+            "requester": {**_TEXT, "maxLength": 200},
+            "device_id": {"type": "string", "maxLength": 64},
+            "category": {**_TEXT, "maxLength": 64},
+            "impact": _LEVEL,
+            "urgency": _LEVEL,
+            "level": _LEVEL,
+            "external_refs": _REFS,
+        },
+    },
+    "TicketUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "subject": {**_TEXT, "maxLength": 200},
+            "category": {**_TEXT, "maxLength": 64},
+            "impact": _LEVEL,
+            "urgency": _LEVEL,
+            "external_refs": _REFS,
+        },
+    },
+    "CommentCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["body"],
+        "properties": {"body": {**_TEXT, "maxLength": 20000}},
+    },
+    "TicketAction": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["action"],
+        "properties": {
+            "action": {"enum": [a.value for a in Action]},
+            "assignee": {**_TEXT, "maxLength": 64},
+            "resolution": {**_TEXT, "maxLength": 20000},
+            "comment": {**_TEXT, "maxLength": 20000},
+        },
+    },
+    "SlaPolicies": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["policies"],
+        "properties": {
+            "policies": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 5,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["priority", "own_seconds", "resolve_seconds"],
+                    "properties": {
+                        "priority": {"type": "integer", "minimum": 1, "maximum": 5},
+                        "own_seconds": {"type": "integer", "minimum": 1, "maximum": 31536000},
+                        "resolve_seconds": {"type": "integer", "minimum": 1, "maximum": 31536000},
+                    },
+                },
+            }
+        },
+    },
+}

@@ -48,7 +48,8 @@ class Closed:
     code: int | None
     reason: str
     errors: list[Error] = field(default_factory=list)
-    after: float = 0.0  # seconds from the start of the connection
+    opened_at: float = 0.0  # time.monotonic() when the websocket was open
+    after: float = 0.0  # seconds from then to the close
 
 
 class RogueAgent:
@@ -59,6 +60,7 @@ class RogueAgent:
         self.url = f"wss://127.0.0.1:{coordinator.port}/ws/agent"
         self.ws: ClientConnection | None = None
         self.opened_at = 0.0
+        self.sent: list[bytes | str] = []
         self.received: list[Message | ProtocolError] = []
 
     async def __aenter__(self) -> RogueAgent:
@@ -88,6 +90,7 @@ class RogueAgent:
 
     async def send(self, data: bytes | str) -> None:
         assert self.ws is not None
+        self.sent.append(data)
         await self.ws.send(data)
 
     async def recv(self, timeout: float = 10) -> bytes:
@@ -115,6 +118,7 @@ class RogueAgent:
             code=self.ws.close_code,
             reason=self.ws.close_reason or "",
             errors=[m for m in self.received if isinstance(m, Error)],
+            opened_at=self.opened_at,
             after=time.monotonic() - self.opened_at,
         )
 

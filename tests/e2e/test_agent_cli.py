@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from agent.outbox import Outbox
 from tests.conftest import AGENT, Agent, ApiClient, Coordinator, run_cli
-from tests.e2e.conftest import Desk, stored
+from tests.e2e.conftest import Desk, stored, wait_online
 
 OTHER_FINGERPRINT = "sha256:" + "ab" * 32
 
@@ -56,6 +57,47 @@ def test_reused_token(desk: Desk) -> None:
     assert_refused(second.enroll(token, check=False), "already used")
     assert_nothing_left(second)
     assert stored(desk.coordinator) == before
+
+
+def test_two_agents_racing_for_one_token(desk: Desk) -> None:
+    """Both enroll at the same moment with the same token: exactly one device results."""
+    token = desk.coordinator.token()
+    agents = [desk.agent("racer"), desk.agent("racer")]
+    before = stored(desk.coordinator)
+    processes = [
+        subprocess.Popen(
+            [
+                AGENT,
+                "--config-dir",
+                str(agent.config_dir),
+                "enroll",
+                "--coordinator",
+                desk.coordinator.url,
+                "--token",
+                token,
+                "--fingerprint",
+                desk.coordinator.fingerprint,
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for agent in agents
+    ]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=60)
+        results.append(
+            subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        )
+    assert sorted(r.returncode for r in results) == [0, 1], results
+    winner, loser = (0, 1) if results[0].returncode == 0 else (1, 0)
+    assert_refused(results[loser], "already used")
+    assert_nothing_left(agents[loser])
+    after = stored(desk.coordinator)
+    new_devices = set(after["devices"]) - set(before["devices"])
+    assert [row[0] for row in new_devices] == [agents[winner].device_id]
 
 
 def test_expired_token(desk: Desk) -> None:
@@ -203,3 +245,57 @@ def test_api_refuses_anonymous_device_listing(desk: Desk) -> None:
     status, body = ApiClient(desk.coordinator, None).request("GET", "/api/v1/devices")
     assert status == 401
     assert set(body["error"]) == {"code", "message"}
+
+
+def test_run_stops_when_the_coordinator_no_longer_knows_the_device(
+    coordinator: Coordinator, make_agent
+) -> None:
+    """The coordinator's database was reset (same certificate): retrying cannot help, so
+    ``run`` exits 1 and says to enroll again instead of retrying forever."""
+    agent = make_agent(coordinator)
+    agent.enroll()
+    coordinator.stop()
+    for path in coordinator.data_dir.glob("backdesk.db*"):
+        path.unlink()
+    coordinator.start()
+    result = run_cli(AGENT, "--config-dir", str(agent.config_dir), "run", check=False, timeout=30)
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("backdesk-agent: error: "), result.stderr
+    assert "enroll" in last, last
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG agent/link.py enroll(): the new key is written over identity.key before the "
+    "coordinator accepts it, and unlinked when it refuses; a failed `enroll --force` leaves "
+    "agent.json without a key and `run` fails with 'no identity'",
+)
+def test_refused_re_enrollment_keeps_the_working_identity(desk: Desk) -> None:
+    """``enroll --force`` with a bad token fails and changes nothing: the agent keeps its
+    key and enrollment and still comes online (invariant 5)."""
+    agent = desk.agent("keeper")
+    agent.enroll()
+    device_id = agent.device_id
+    key = (agent.config_dir / "identity.key").read_bytes()
+
+    result = agent.cli(
+        "enroll",
+        "--coordinator",
+        desk.coordinator.url,
+        "--token",
+        "bdt_" + "n" * 32,
+        "--fingerprint",
+        desk.coordinator.fingerprint,
+        "--force",
+        "--json",
+        check=False,
+    )
+    assert_refused(result, "unknown enrollment token")
+    assert agent.device_id == device_id
+    key_path = agent.config_dir / "identity.key"
+    assert key_path.exists(), "the refused re-enrollment deleted the working identity key"
+    assert key_path.read_bytes() == key, "the refused re-enrollment replaced the identity key"
+    agent.start()
+    wait_online(desk.client, device_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -72,6 +73,11 @@ def assert_closed(closed: Closed, close_code: int, error: ErrorCode) -> None:
     assert closed.reason.startswith(f"{error.value}: "), closed
     assert len(closed.reason) > len(error.value) + 5, "the reason says nothing more"
     assert [e.code for e in closed.errors] == [error.value], closed
+
+
+async def authenticated_insider(rogue: RogueAgent, insider: Agent) -> None:
+    link = await rogue.authenticate(insider.device_id, identity_key(insider))
+    assert link.device_id == insider.device_id and link.error is None
 
 
 # --- before authentication --------------------------------------------------------------
@@ -206,6 +212,21 @@ async def test_signature_for_another_coordinator_is_refused(desk: Desk, insider:
     assert not is_online(desk.client, insider.device_id)
 
 
+@pytest.mark.usefixtures("unharmed")
+async def test_replayed_authentication_is_refused(desk: Desk, insider: Agent) -> None:
+    """An authenticate message captured on one connection, replayed on another: the
+    signature covers the first connection's challenge only."""
+    async with RogueAgent(desk.coordinator) as honest:
+        await authenticated_insider(honest, insider)
+        hello, authenticate = honest.sent[:2]
+    async with RogueAgent(desk.coordinator) as replay:
+        await replay.send(hello)
+        await replay.recv()  # a welcome with a fresh challenge
+        await replay.send(authenticate)
+        closed = await replay.closed()
+    assert_closed(closed, 4401, ErrorCode.BAD_SIGNATURE)
+
+
 async def test_enrollment_with_a_forged_proof_of_key_is_refused(desk: Desk, victim: Agent) -> None:
     """Enroll with a valid token but a signature that is not the public key's own."""
     token = desk.coordinator.token()
@@ -222,11 +243,6 @@ async def test_enrollment_with_a_forged_proof_of_key_is_refused(desk: Desk, vict
 
 
 # --- authenticated, then hostile --------------------------------------------------------
-
-
-async def authenticated_insider(rogue: RogueAgent, insider: Agent) -> None:
-    link = await rogue.authenticate(insider.device_id, identity_key(insider))
-    assert link.device_id == insider.device_id and link.error is None
 
 
 @pytest.mark.usefixtures("unharmed")
@@ -295,10 +311,11 @@ async def test_slow_clients_are_closed_after_the_handshake_timeout(
     token = coordinator.token()
     newcomer = desk.agent("newcomer")
 
-    def enroll_and_start() -> None:
+    def enroll_and_start() -> float:
         newcomer.enroll(token)
         newcomer.start()
         wait_online(desk.client, newcomer.device_id)
+        return time.monotonic()
 
     async def slow_client() -> Closed:
         async with RogueAgent(coordinator) as slow:
@@ -309,14 +326,15 @@ async def test_slow_clients_are_closed_after_the_handshake_timeout(
     while not online.done():
         await asyncio.wait([online], timeout=0.5)
         slow_clients.append(asyncio.create_task(slow_client()))
-    await online
-    # The last slow client connected before the newcomer was seen online, and nobody
-    # had said hello on it: it was pending all along.
-    for closed in await asyncio.gather(*slow_clients):
+    online_at = await online
+    closed_all = await asyncio.gather(*slow_clients)
+    for closed in closed_all:
         assert closed.code == 1008, closed
         assert closed.reason.startswith("handshake_timeout: "), closed
         assert 1.5 < closed.after < 6, closed  # the coordinator runs with --handshake-timeout 2
-        assert closed.errors[0].code == "handshake_timeout"
+        assert [e.code for e in closed.errors] == ["handshake_timeout"]
+    # The newcomer was served while a slow client held its connection.
+    assert any(c.opened_at < online_at < c.opened_at + c.after for c in closed_all)
 
     assert coordinator.alive()
     assert is_online(desk.client, victim.device_id)

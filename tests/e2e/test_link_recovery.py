@@ -48,9 +48,7 @@ def test_agent_comes_back_after_a_coordinator_restart(
     assert coordinator.port == port
 
     # A fresh process knows nobody is online: only the agent reconnecting makes it so.
-    restarted = time.monotonic()
     wait_online(client, agent.device_id, timeout=30)
-    print(f"back online {time.monotonic() - restarted:.1f}s after the restart")
     assert agent.process is not None and agent.process.poll() is None
 
 
@@ -82,9 +80,7 @@ def test_presence_follows_the_agent(coordinator: Coordinator, make_agent, api) -
 
     # stopped: offline within a few heartbeat intervals
     agent.stop()
-    stopped = time.monotonic()
     wait_offline(client, agent.device_id, timeout=5)
-    assert time.monotonic() - stopped < 5
     seen = last_seen(client, agent.device_id)
     time.sleep(1.5)
     assert last_seen(client, agent.device_id) == seen, "last_seen moved while offline"
@@ -134,7 +130,9 @@ def test_outbox_is_delivered_exactly_once_through_crashes(
     outbox = Outbox(Path(agent.config_dir) / "outbox.db")
     try:
         keys = [outbox.put("event", {"n": i}) for i in range(MESSAGES)]
-        pending = outbox.__len__
+
+        def pending() -> int:
+            return len(outbox)
 
         def delivered_below(count: int) -> None:
             wait_for(lambda: pending() < count, timeout=30, what=f"fewer than {count} pending")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Annotated, Any, get_args, get_origin
 
 from hypothesis import HealthCheck, settings
@@ -96,17 +97,24 @@ def dumps(obj: object) -> bytes:
 class FieldSpec:
     message: str  # the message TYPE
     name: str
-    base: Any  # str, int, float, bytes, list[...], dict[...]
+    base: Any  # str, int, float, bytes, list[...], dict[...], or one of them | None
     meta: tuple[object, ...]
+    required: bool = True
+
+    @property
+    def optional(self) -> bool:
+        """Declared ``X | None``: null is a valid value."""
+        return _unwrap_optional(self.base) is not self.base
 
     @property
     def kind(self) -> str:
-        origin = get_origin(self.base)
+        base = _unwrap_optional(self.base)
+        origin = get_origin(base)
         if origin is list:
             return "list"
         if origin is dict:
             return "dict"
-        return {str: "str", int: "int", float: "float", bytes: "bytes", bool: "bool"}[self.base]
+        return {str: "str", int: "int", float: "float", bytes: "bytes", bool: "bool"}[base]
 
     def limit(self, kind: type) -> Any:
         return next((m for m in self.meta if isinstance(m, kind)), None)
@@ -124,7 +132,8 @@ def field_specs(cls: type[Message]) -> list[FieldSpec]:
         if get_origin(hint) is Annotated:
             hint, *rest = get_args(hint)
             meta = tuple(rest)
-        specs.append(FieldSpec(cls.TYPE, f.name, hint, meta))
+        required = f.default is MISSING and f.default_factory is MISSING
+        specs.append(FieldSpec(cls.TYPE, f.name, hint, meta, required))
     return specs
 
 
@@ -160,7 +169,17 @@ def json_objects(depth: int = 4) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.text(max_size=10), json_values(depth - 1), max_size=5)
 
 
+def _unwrap_optional(base: Any) -> Any:
+    """``X | None`` -> ``X``; anything else unchanged."""
+    if get_origin(base) in (typing.Union, types.UnionType):
+        (inner,) = (a for a in get_args(base) if a is not type(None))
+        return inner
+    return base
+
+
 def _strategy_for(base: Any, meta: tuple[object, ...]) -> st.SearchStrategy[Any]:
+    if _unwrap_optional(base) is not base:
+        return st.none() | _strategy_for(_unwrap_optional(base), meta)
     max_len = next((m.limit for m in meta if isinstance(m, MaxLen)), None)
     exact = next((m.size for m in meta if isinstance(m, ExactLen)), None)
     bounds = next((m for m in meta if isinstance(m, Range)), None)

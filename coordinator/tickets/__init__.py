@@ -1,0 +1,1 @@
+"""Tickets: lifecycle, priority and SLAs, and the operations the desk performs on them."""
