@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .config import AgentDir, default_config_dir
 from .errors import AgentError
+from .gethelp.request import HelpRequest, submit
 from .link import Service, enroll
 from .outbox import Outbox
 
@@ -70,12 +73,62 @@ async def _run(args: argparse.Namespace) -> None:
         await service.run()
 
 
+def _read_message(args: argparse.Namespace) -> str:
+    if args.message is not None:
+        return str(args.message)
+    if sys.stdin.isatty():
+        return input("Describe the problem: ")
+    return sys.stdin.read()
+
+
+def _confirm(args: argparse.Namespace) -> bool:
+    if args.yes or not sys.stdin.isatty():
+        return True
+    return input("Send this to the help desk? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY"))
+
+
+async def _get_help(args: argparse.Namespace) -> None:
+    agent_dir = AgentDir(args.config_dir)
+    agent_dir.load_enrollment()  # say "enroll first" before asking the user anything
+    excluded = {name.strip() for value in args.exclude for name in value.split(",") if name.strip()}
+    if not args.no_gui and _has_display():
+        from .gethelp import window
+
+        await window.run(agent_dir, args.message or "", excluded, as_json=args.json)
+        return
+    request = HelpRequest.collect(_read_message(args), excluded)
+    out = sys.stderr if args.json else sys.stdout
+    print("This will be sent to the help desk:\n", file=out)
+    print(request.summary(), file=out)
+    if args.show_data:
+        print("\n" + request.full_data(), file=out)
+    else:
+        print("\n(--show-data prints everything that is attached)", file=out)
+    if not _confirm(args):
+        raise AgentError("nothing was sent")
+    request.body("REQ-00000000")  # validate the message before anything is stored
+    submission = await submit(agent_dir, request)
+    if submission.status == "created":
+        text = f"Your request was sent. Your reference number is {submission.reference}."
+    else:
+        text = (
+            "The help desk cannot be reached right now. Your request is saved as "
+            f"{submission.reference} and will be sent as soon as the connection is back."
+        )
+    _emit(args, asdict(submission), text)
+
+
 def _status(args: argparse.Namespace) -> None:
     agent_dir = AgentDir(args.config_dir)
     enrollment = agent_dir.load_enrollment()
     outbox = Outbox(agent_dir.outbox_path)
     try:
         pending = len(outbox)
+        receipts = outbox.receipts(5)
     finally:
         outbox.close()
     result = {
@@ -84,6 +137,11 @@ def _status(args: argparse.Namespace) -> None:
         "coordinator": enrollment.coordinator,
         "fingerprint": enrollment.fingerprint,
         "outbox_pending": pending,
+        "recent_requests": [
+            {"request_id": "REQ-" + key[:8].upper(), **result}
+            for key, kind, result, _at in receipts
+            if kind == "ticket.request"
+        ],
     }
     _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
 
@@ -115,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the service: keep the link up, deliver the outbox")
     p.set_defaults(run=_run, json=False)
+
+    p = sub.add_parser("get-help", parents=[common], help="ask the help desk for help")
+    p.add_argument("--message", help="what is wrong (asked for when missing)")
+    p.add_argument("--no-gui", action="store_true", help="use the terminal, not a window")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="SECTION",
+        help="leave a diagnostics section out: system, cpu, memory, disks, network, processes",
+    )
+    p.add_argument("--show-data", action="store_true", help="print all the attached data")
+    p.add_argument("-y", "--yes", action="store_true", help="send without asking to confirm")
+    p.set_defaults(run=_get_help)
 
     p = sub.add_parser("status", parents=[common], help="show enrollment and outbox")
     p.set_defaults(run=_status)

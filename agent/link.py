@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tenacity import (
@@ -172,7 +173,7 @@ async def enroll(
 class Service:
     """``backdesk-agent run``: keep the link up, heartbeat, and drain the outbox."""
 
-    def __init__(self, agent_dir: AgentDir) -> None:
+    def __init__(self, agent_dir: AgentDir, outbox: Outbox | None = None) -> None:
         self.dir = agent_dir
         self.enrollment = agent_dir.load_enrollment()
         self.key: Ed25519PrivateKey = agent_dir.load_key()
@@ -182,7 +183,7 @@ class Service:
         self.fingerprint = fingerprint
         self.context = pinning.pinned_context(agent_dir.certificate_pem())
         self.url = pinning.websocket_url(self.enrollment.coordinator, AGENT_PATH)
-        self.outbox = Outbox(agent_dir.outbox_path)
+        self.outbox = outbox or Outbox(agent_dir.outbox_path)
         self.online = asyncio.Event()
 
     async def run(self) -> None:
@@ -223,6 +224,32 @@ class Service:
         finally:
             self.online.clear()
             await ws.close()
+
+    async def deliver_now(self, keys: set[str]) -> dict[str, dict[str, Any]]:
+        """Deliver these outbox messages on a connection of our own and wait for their
+        acknowledgements (``get-help`` does this so the user sees the reference at once;
+        whatever fails here stays in the outbox for the service)."""
+        ws = await _open(self.url, self.context, self.fingerprint)
+        link = AgentLink(server_fingerprint=self.fingerprint, software=SOFTWARE)
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            link.start_authentication(self.enrollment.device_id, self.key)
+            await _send_all(ws, link)
+            await self._handshake(ws, link)
+            items = [i for i in self.outbox.pending(1000) if i.key in keys]
+            for item in items:
+                link.deliver(item.key, item.kind, item.body)
+            await _send_all(ws, link)
+            while len(results) < len(items):
+                for event in await _receive(ws, link):
+                    if isinstance(event, DeliveryAcked):
+                        await asyncio.to_thread(self.outbox.remove, event.key, event.result)
+                        results[event.key] = dict(event.result or {})
+                    elif isinstance(event, ConnectionFailed):
+                        self._failed(event.error)
+        finally:
+            await ws.close()
+        return results
 
     async def _handshake(self, ws: ClientConnection, link: AgentLink) -> float:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
@@ -274,8 +301,8 @@ class Service:
             while True:
                 for event in await _receive(ws, link):
                     match event:
-                        case DeliveryAcked(key=key):
-                            await asyncio.to_thread(self.outbox.remove, key)
+                        case DeliveryAcked(key=key, result=result):
+                            await asyncio.to_thread(self.outbox.remove, key, result)
                             in_flight.discard(key)
                             acked.set()
                         case HeartbeatAcked():

@@ -30,7 +30,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     body TEXT NOT NULL,
     created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
-)
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    result TEXT NOT NULL,
+    acknowledged_at REAL NOT NULL
+);
 """
 
 
@@ -50,7 +56,7 @@ class Outbox:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open outbox {path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -82,10 +88,44 @@ class Outbox:
         with self._lock:
             self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE key = ?", (key,))
 
-    def remove(self, key: str) -> None:
-        """Forget a message: only once the coordinator acknowledged it."""
+    def remove(self, key: str, result: dict[str, Any] | None = None) -> None:
+        """Forget a message: only once the coordinator acknowledged it. What the
+        acknowledgement carried (a ticket reference) is kept as a receipt."""
         with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT kind FROM outbox WHERE key = ?", (key,)).fetchone()
+                if row is not None and result:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?)",
+                        (key, row[0], json.dumps(result), time.time()),
+                    )
+                self._db.execute("DELETE FROM outbox WHERE key = ?", (key,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def receipt(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT result FROM receipts WHERE key = ?", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def receipts(self, limit: int = 20) -> list[tuple[str, str, dict[str, Any], float]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, kind, result, acknowledged_at FROM receipts"
+                " ORDER BY acknowledged_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(k, kind, json.loads(r), at) for k, kind, r, at in rows]
+
+    def contains(self, key: str) -> bool:
+        with self._lock:
+            return (
+                self._db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone()
+                is not None
+            )
 
     def __len__(self) -> int:
         with self._lock:

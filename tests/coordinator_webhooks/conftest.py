@@ -70,7 +70,9 @@ def admin(coordinator: Coordinator) -> ApiClient:
 
 
 def subscribe(client: ApiClient, url: str, kinds: list[str] | None = None) -> dict[str, Any]:
-    status, body = client.request("POST", "/api/v1/webhooks", {"url": url, "events": kinds or ["*"]})
+    status, body = client.request(
+        "POST", "/api/v1/webhooks", {"url": url, "events": kinds or ["*"]}
+    )
     assert status == 201, (status, body)
     return dict(body)
 
@@ -147,9 +149,7 @@ class Receiver:
     def accepted(self, path: str | None = None) -> list[Received]:
         with self.lock:
             return [
-                r
-                for r in self.requests
-                if r.status == 200 and (path is None or r.path == path)
+                r for r in self.requests if r.status == 200 and (path is None or r.path == path)
             ]
 
 

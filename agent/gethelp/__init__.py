@@ -1,0 +1,1 @@
+"""Get help: the user describes the problem, sees what will be sent, and gets a reference."""

@@ -1,0 +1,122 @@
+"""A Get-help request: what the user wrote, the diagnostics they agreed to send, and
+its submission through the durable outbox.
+
+The request is written to the outbox before anything is sent, so it survives a crash,
+a reboot or a coordinator that is down; then ``submit`` tries to deliver it at once to
+show the ticket's reference. If that fails, the ``run`` service delivers it later, and
+the idempotency key makes sure it opens exactly one ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from websockets.exceptions import WebSocketException
+
+from ..config import AgentDir
+from ..diagnostics import Section, snapshot
+from ..errors import AgentError
+from ..link import LinkLost, Service
+from ..outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+KIND = "ticket.request"
+DELIVERY_WAIT = 8.0
+MAX_MESSAGE = 20000
+
+
+def request_id_for(key: str) -> str:
+    """A short number the user can quote on the phone before the ticket exists."""
+    return "REQ-" + key[:8].upper()
+
+
+@dataclass
+class HelpRequest:
+    message: str
+    sections: list[Section]
+    excluded: set[str] = field(default_factory=set)
+    requester: str = field(default_factory=getpass.getuser)
+
+    @classmethod
+    def collect(cls, message: str = "", excluded: set[str] | None = None) -> HelpRequest:
+        sections = snapshot()
+        unknown = (excluded or set()) - {s.name for s in sections}
+        if unknown:
+            raise AgentError(
+                f"unknown section {sorted(unknown)[0]!r}: choose from "
+                + ", ".join(s.name for s in sections)
+            )
+        return cls(message, sections, set(excluded or ()))
+
+    @property
+    def included(self) -> list[Section]:
+        return [s for s in self.sections if s.name not in self.excluded]
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        message = self.message.strip()
+        if not message:
+            raise AgentError("describe the problem first: the message is empty")
+        if len(message) > MAX_MESSAGE:
+            raise AgentError(f"the message is too long ({len(message)} > {MAX_MESSAGE} characters)")
+        return {
+            "message": message,
+            "requester": self.requester[:200],
+            "request_id": request_id,
+            "diagnostics": {s.name: s.data for s in self.included},
+            "excluded": sorted(self.excluded),
+        }
+
+    def summary(self) -> str:
+        """What will be sent, as a person reads it."""
+        lines = [f"From: {self.requester}", ""]
+        for s in self.sections:
+            mark = "  (left out)" if s.name in self.excluded else ""
+            lines.append(f"  {s.title}: {s.summary}{mark}")
+        return "\n".join(lines)
+
+    def full_data(self) -> str:
+        return json.dumps({s.name: s.data for s in self.included}, indent=2, default=str)
+
+
+@dataclass(frozen=True)
+class Submission:
+    reference: str
+    status: Literal["created", "queued"]
+    request_id: str
+
+
+async def submit(
+    agent_dir: AgentDir, request: HelpRequest, wait: float = DELIVERY_WAIT
+) -> Submission:
+    """Write the request to the outbox, then try to deliver it now."""
+    enrollment = agent_dir.load_enrollment()  # fail early and clearly when not enrolled
+    key = uuid.uuid4().hex
+    request_id = request_id_for(key)
+    outbox = Outbox(agent_dir.outbox_path)
+    try:
+        outbox.put(KIND, request.body(request_id), key=key)
+        try:
+            service = Service(agent_dir, outbox)
+            async with asyncio.timeout(wait):
+                results = await service.deliver_now({key})
+            reference = results.get(key, {}).get("reference")
+        except (OSError, TimeoutError, WebSocketException, LinkLost, AgentError) as exc:
+            log.info(
+                "could not reach %s now (%s); the request is queued", enrollment.coordinator, exc
+            )
+            reference = None
+        receipt = outbox.receipt(key)  # the run service may have delivered it meanwhile
+        if reference is None and receipt:
+            reference = receipt.get("reference")
+    finally:
+        outbox.close()
+    if reference:
+        return Submission(str(reference), "created", request_id)
+    return Submission(request_id, "queued", request_id)
