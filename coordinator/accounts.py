@@ -12,12 +12,14 @@ import re
 import secrets
 from dataclasses import dataclass
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from . import audit
 from .clock import utcnow
 from .errors import ConfigError, Conflict, NotFound
 from .storage.schema import ROLES, api_keys, users
@@ -51,12 +53,32 @@ def validate_password(password: str) -> str:
     return password
 
 
-async def add_user(engine: AsyncEngine, name: str, role: str, password: str) -> int:
+ISSUER = "Backdesk"
+
+
+@dataclass(frozen=True)
+class NewUser:
+    id: int
+    name: str
+    role: str
+    totp_uri: str  # otpauth://... for the authenticator app; shown once
+
+
+async def add_user(
+    engine: AsyncEngine,
+    name: str,
+    role: str,
+    password: str,
+    actor: str = "cli",
+    full_name: str | None = None,
+) -> NewUser:
+    """Create an account with a fresh TOTP secret (second factor for the console)."""
     validate_name(name)
     validate_password(password)
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     password_hash = _hasher.hash(password)
+    secret = pyotp.random_base32()
     try:
         async with engine.begin() as conn:
             result = await conn.execute(
@@ -66,13 +88,69 @@ async def add_user(engine: AsyncEngine, name: str, role: str, password: str) -> 
                     password_hash=password_hash,
                     disabled=False,
                     created_at=utcnow(),
+                    totp_secret=secret,
+                    full_name=full_name,
                 )
             )
+            user_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            await audit.append(conn, actor, "user.created", name, {"role": role})
     except IntegrityError:
         raise Conflict(f"a user named {name!r} already exists") from None
-    user_id = result.inserted_primary_key
-    assert user_id is not None
-    return int(user_id[0])
+    uri = pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=ISSUER)
+    return NewUser(user_id, name, role, uri)
+
+
+def totp_ok(secret: str | None, code: str) -> bool:
+    """A current code (one step of clock drift either way is accepted)."""
+    code = code.strip().replace(" ", "")
+    if not secret or not code.isdigit() or len(code) != 6:
+        return False
+    return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+
+
+async def totp_secret(engine: AsyncEngine, user_id: int) -> str | None:
+    async with engine.connect() as conn:
+        secret = (
+            await conn.execute(select(users.c.totp_secret).where(users.c.id == user_id))
+        ).scalar_one_or_none()
+    return None if secret is None else str(secret)
+
+
+async def update_user(
+    engine: AsyncEngine,
+    actor: str,
+    name: str,
+    *,
+    role: str | None = None,
+    disabled: bool | None = None,
+    full_name: str | None = None,
+) -> dict[str, object]:
+    async with engine.begin() as conn:
+        row = (await conn.execute(select(users).where(users.c.name == name))).first()
+        if row is None:
+            raise NotFound(f"no user named {name!r}")
+        changes: dict[str, object] = {}
+        if role is not None and role != row.role:
+            if role not in ROLES:
+                raise ConfigError(f"unknown role {role!r}")
+            changes["role"] = role
+            await audit.append(
+                conn, actor, "user.role_changed", name, {"from": row.role, "to": role}
+            )
+        if disabled is not None and disabled != row.disabled:
+            changes["disabled"] = disabled
+            await audit.append(conn, actor, "user.disabled" if disabled else "user.enabled", name)
+        if full_name is not None:
+            changes["full_name"] = full_name
+        if changes:
+            await conn.execute(update(users).where(users.c.id == row.id).values(**changes))
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": changes.get("role", row.role),
+        "disabled": changes.get("disabled", row.disabled),
+        "full_name": changes.get("full_name", row.full_name),
+    }
 
 
 async def check_password(engine: AsyncEngine, name: str, password: str) -> Principal | None:
@@ -95,7 +173,7 @@ def _hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-async def create_api_key(engine: AsyncEngine, user_name: str) -> str:
+async def create_api_key(engine: AsyncEngine, user_name: str, actor: str = "cli") -> str:
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     async with engine.begin() as conn:
         user_id = (
@@ -111,6 +189,7 @@ async def create_api_key(engine: AsyncEngine, user_name: str) -> str:
                 created_at=utcnow(),
             )
         )
+        await audit.append(conn, actor, "apikey.created", user_name, {"prefix": key[:10]})
     return key
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from protocol import identity
 
-from . import __version__, accounts, enrollment, tls
+from . import __version__, accounts, audit, enrollment, tls
 from .datadir import DEFAULT_DATA_DIR, DataDir
 from .errors import ConfigError, CoordinatorError
 from .settings import Settings
@@ -138,13 +138,14 @@ async def _user_add(args: argparse.Namespace) -> None:
     password = _read_new_password(args)
     engine = await _open_db(args)
     try:
-        user_id = await accounts.add_user(engine, args.name, args.role, password)
+        user = await accounts.add_user(engine, args.name, args.role, password)
     finally:
         await engine.dispose()
     _emit(
         args,
-        {"id": user_id, "name": args.name, "role": args.role},
-        f"created user {args.name} ({args.role})",
+        {"id": user.id, "name": user.name, "role": user.role, "totp_uri": user.totp_uri},
+        f"created user {user.name} ({user.role})\n"
+        f"add this to the user's authenticator app (console sign-in needs it):\n{user.totp_uri}",
     )
 
 
@@ -175,6 +176,35 @@ async def _token_create(args: argparse.Namespace) -> None:
     finally:
         await engine.dispose()
     _emit(args, {"token": token, "expires_at": expires_at.isoformat()}, token)
+
+
+async def _audit_verify(args: argparse.Namespace) -> None:
+    engine = await _open_db(args)
+    try:
+        result = await audit.verify(engine)
+    finally:
+        await engine.dispose()
+    if not result.ok:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "entries": result.entries,
+                        "first_bad": result.first_bad,
+                        "reason": result.reason,
+                    }
+                )
+            )
+        raise CoordinatorError(
+            f"audit log is broken at entry {result.first_bad}: {result.reason} "
+            f"({result.entries} entries before it are intact)"
+        )
+    _emit(
+        args,
+        {"ok": True, "entries": result.entries},
+        f"audit log intact: {result.entries} entries, hash chain verified",
+    )
 
 
 async def _migrate(args: argparse.Namespace) -> None:
@@ -272,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     create_token = token.add_parser("create", parents=[common], help="one-time enrollment token")
     create_token.add_argument("--expires", default="24h", help="lifetime like 90s, 15m, 24h, 7d")
     create_token.set_defaults(run=_token_create)
+
+    audit_cmd = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    audit_cmd.add_parser(
+        "verify", parents=[common], help="check the hash chain; names the first bad entry"
+    ).set_defaults(run=_audit_verify)
 
     sub.add_parser("migrate", parents=[common], help="upgrade the database schema").set_defaults(
         run=_migrate

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from protocol.errors import ErrorCode, ProtocolError
 
+from . import audit
 from .clock import utcnow
 from .errors import ConfigError
 from .storage.schema import devices, enrollment_tokens
@@ -57,6 +58,9 @@ async def create_token(
                 token_hash=_hash(token), created_at=now, expires_at=now + lifetime
             )
         )
+        await audit.append(
+            conn, "cli", "token.created", "", {"expires_at": (now + lifetime).isoformat()}
+        )
     return token, now + lifetime
 
 
@@ -90,6 +94,9 @@ async def enroll(
                     agent_version=agent_version,
                     enrolled_at=now,
                 )
+            )
+            await audit.append(
+                conn, f"agent:{device_id[:8]}", "device.enrolled", device_id, {"hostname": hostname}
             )
     except IntegrityError:
         # The token's update is rolled back with the insert: it stays usable.

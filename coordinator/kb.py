@@ -41,6 +41,7 @@ MAX_TAG = 40
 MAX_QUERY = 200
 MAX_TERMS = 16
 MAX_LIMIT = 100
+MAX_REFERENCE = 16  # tickets.reference is a String(16)
 SNIPPET_CHARS = 160
 # Largest id a 32-bit INTEGER column holds: bigger ones cannot name an article.
 MAX_ID = 2**31 - 1
@@ -228,7 +229,7 @@ async def search(
 
 async def _ticket(conn: AsyncConnection, reference: str) -> Any:
     row = None
-    if 0 < len(reference) <= tickets.c.reference.type.length:
+    if 0 < len(reference) <= MAX_REFERENCE:
         query = select(
             tickets.c.id,
             tickets.c.reference,

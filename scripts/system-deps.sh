@@ -3,11 +3,17 @@
 # Run as root it installs them with apt-get; otherwise it says what to install.
 set -euo pipefail
 
-# command-to-check:package
+# command (or absolute path) to check:package
 NEEDED=(
   "python3:python3"
   "gcc:build-essential"
+  "Xvfb:xvfb"                 # a real X screen for the agent's windows in tests
+  "xdotool:xdotool"           # drives those windows like a person would
+  "chromium:chromium"         # the web console's browser tests (Playwright drives it)
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"  # text in screenshots
 )
+# Tk for the agent's windows, in the Python that makes the venv.
+python3 -c 'import tkinter' 2>/dev/null || NEEDED+=("__missing__:python3-tk")
 # `python3 -m venv` needs ensurepip, which Debian ships apart.
 python3 -c 'import ensurepip' 2>/dev/null || NEEDED+=("__missing__:python3-venv")
 
@@ -15,7 +21,11 @@ missing=()
 for entry in "${NEEDED[@]}"; do
   cmd=${entry%%:*}
   pkg=${entry#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  if [[ $cmd == /* ]]; then
+    [ -e "$cmd" ] || missing+=("$pkg")
+  else
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

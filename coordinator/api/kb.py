@@ -200,7 +200,7 @@ _REFERENCE = {
     "in": "path",
     "required": True,
     "description": "The ticket's reference, e.g. BD-000123",
-    "schema": {"type": "string", "maxLength": 16},
+    "schema": {"type": "string", "maxLength": kb.MAX_REFERENCE},
 }
 
 _TITLE = {"type": "string", "minLength": 1, "maxLength": kb.MAX_TITLE, "pattern": "\\S"}

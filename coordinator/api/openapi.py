@@ -83,6 +83,54 @@ BASE: dict[str, Any] = {
             "get": {
                 "summary": "List technician accounts (admin only)",
                 "responses": {"200": ok("UserList"), **AUTH_ERRORS},
+            },
+            "post": {
+                "summary": "Create an account (admin only); the answer holds its TOTP URI, once",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/UserCreate"}}
+                    },
+                },
+                "responses": {
+                    "201": {"description": "Created"},
+                    "400": error("Invalid field"),
+                    "409": error("Name taken"),
+                    **AUTH_ERRORS,
+                },
+            },
+        },
+        "/api/v1/users/{name}": {
+            "patch": {
+                "summary": "Change an account's role, name or disable it (admin only; audited)",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/UserUpdate"}}
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The account"},
+                    "404": error("No such user"),
+                    **AUTH_ERRORS,
+                },
+            }
+        },
+        "/api/v1/audit": {
+            "get": {
+                "summary": "The audit log, newest first, 100 at a time (admin only)",
+                "parameters": [
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "schema": {"type": "integer"},
+                        "description": "entries with a smaller id",
+                    }
+                ],
+                "responses": {"200": {"description": '{"entries": [...]}'}, **AUTH_ERRORS},
             }
         },
     },
@@ -123,6 +171,27 @@ BASE: dict[str, Any] = {
                 "required": ["devices"],
                 "properties": {
                     "devices": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}}
+                },
+            },
+            "UserCreate": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "role", "password"],
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"},
+                    "role": {"enum": ["l1", "l2", "l3", "onsite", "admin"]},
+                    "password": {"type": "string", "minLength": 10, "maxLength": 200},
+                    "full_name": {"type": "string", "minLength": 1, "maxLength": 200},
+                },
+            },
+            "UserUpdate": {
+                "type": "object",
+                "additionalProperties": False,
+                "minProperties": 1,
+                "properties": {
+                    "role": {"enum": ["l1", "l2", "l3", "onsite", "admin"]},
+                    "disabled": {"type": "boolean"},
+                    "full_name": {"type": "string", "minLength": 1, "maxLength": 200},
                 },
             },
             "UserList": {

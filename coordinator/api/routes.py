@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__, accounts, devices
-from ..errors import ApiError
+from .. import __version__, accounts, audit, devices
+from ..errors import ApiError, ConfigError, Invalid
 from ..permissions import Permission
 from ..settings import ENGINE, PRESENCE
 from .middleware import require
 from .openapi import SPEC
+from .validation import read_json
 
 routes = web.RouteTableDef()
 
@@ -45,3 +46,44 @@ async def get_device(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     await require(request, Permission.USER_MANAGE)
     return web.json_response({"users": await accounts.list_users(request.app[ENGINE])})
+
+
+@routes.post("/api/v1/users")
+async def create_user(request: web.Request) -> web.Response:
+    who = await require(request, Permission.USER_MANAGE)
+    body = await read_json(request, "UserCreate")
+    try:
+        user = await accounts.add_user(
+            request.app[ENGINE],
+            body["name"],
+            body["role"],
+            body["password"],
+            actor=who.name,
+            full_name=body.get("full_name"),
+        )
+    except ConfigError as exc:
+        raise Invalid(str(exc)) from None
+    return web.json_response(
+        {"id": user.id, "name": user.name, "role": user.role, "totp_uri": user.totp_uri},
+        status=201,
+    )
+
+
+@routes.patch("/api/v1/users/{name}")
+async def update_user(request: web.Request) -> web.Response:
+    who = await require(request, Permission.USER_MANAGE)
+    body = await read_json(request, "UserUpdate")
+    user = await accounts.update_user(
+        request.app[ENGINE], who.name, request.match_info["name"][:64], **body
+    )
+    return web.json_response(user)
+
+
+@routes.get("/api/v1/audit")
+async def audit_log(request: web.Request) -> web.Response:
+    await require(request, Permission.AUDIT_READ)
+    before = request.query.get("before")
+    entries = await audit.recent(
+        request.app[ENGINE], 100, int(before) if before and before.isdigit() else None
+    )
+    return web.json_response({"entries": entries})

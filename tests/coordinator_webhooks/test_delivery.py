@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.webhooks import verify_signature
-from tests.conftest import ApiClient, Coordinator
+from tests.conftest import Coordinator
 
 from .conftest import POLL, Received, Receiver, admin, publish, subscribe, wait_until
 
@@ -213,4 +213,3 @@ def test_two_coordinators_sharing_the_database_send_each_event_once(
     finally:
         for c in nodes:
             c.stop()
-    _ = ApiClient
