@@ -48,7 +48,7 @@ def _hash(token: str) -> bytes:
 
 
 async def create_token(
-    engine: AsyncEngine, lifetime: timedelta = DEFAULT_LIFETIME
+    engine: AsyncEngine, lifetime: timedelta = DEFAULT_LIFETIME, actor: str = "cli"
 ) -> tuple[str, datetime]:
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
     now = utcnow()
@@ -59,7 +59,7 @@ async def create_token(
             )
         )
         await audit.append(
-            conn, "cli", "token.created", "", {"expires_at": (now + lifetime).isoformat()}
+            conn, actor, "token.created", "", {"expires_at": (now + lifetime).isoformat()}
         )
     return token, now + lifetime
 

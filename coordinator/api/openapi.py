@@ -119,6 +119,24 @@ BASE: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/enrollment-tokens": {
+            "post": {
+                "summary": "Create a one-time enrollment token (admin only)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/EnrollmentTokenCreate"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {"description": "{token, expires_at, fingerprint}"},
+                    "400": error("Invalid field"),
+                    **AUTH_ERRORS,
+                },
+            }
+        },
         "/api/v1/audit": {
             "get": {
                 "summary": "The audit log, newest first, 100 at a time (admin only)",
@@ -183,6 +201,11 @@ BASE: dict[str, Any] = {
                     "password": {"type": "string", "minLength": 10, "maxLength": 200},
                     "full_name": {"type": "string", "minLength": 1, "maxLength": 200},
                 },
+            },
+            "EnrollmentTokenCreate": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"expires": {"type": "string", "pattern": "^[0-9]{1,7}[smhd]$"}},
             },
             "UserUpdate": {
                 "type": "object",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__, accounts, audit, devices
+from protocol import identity
+
+from .. import __version__, accounts, audit, devices, enrollment
+from ..clock import isoformat
 from ..errors import ApiError, ConfigError, Invalid
 from ..permissions import Permission
-from ..settings import ENGINE, PRESENCE
+from ..settings import ENGINE, PRESENCE, SETTINGS
 from .middleware import require
 from .openapi import SPEC
 from .validation import read_json
@@ -77,6 +80,26 @@ async def update_user(request: web.Request) -> web.Response:
         request.app[ENGINE], who.name, request.match_info["name"][:64], **body
     )
     return web.json_response(user)
+
+
+@routes.post("/api/v1/enrollment-tokens")
+async def create_enrollment_token(request: web.Request) -> web.Response:
+    who = await require(request, Permission.ENROLLMENT_MANAGE)
+    body = await read_json(request, "EnrollmentTokenCreate")
+    try:
+        lifetime = enrollment.parse_duration(body.get("expires", "24h"))
+    except ConfigError as exc:
+        raise Invalid(str(exc), "expires") from None
+    token, expires_at = await enrollment.create_token(request.app[ENGINE], lifetime, actor=who.name)
+    settings = request.app[SETTINGS]
+    return web.json_response(
+        {
+            "token": token,
+            "expires_at": isoformat(expires_at),
+            "fingerprint": identity.format_fingerprint(settings.fingerprint),
+        },
+        status=201,
+    )
 
 
 @routes.get("/api/v1/audit")

@@ -54,6 +54,14 @@ def head_attempts(coordinator: Coordinator, webhook_id: int) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+def pending_count(coordinator: Coordinator, webhook_id: int) -> int:
+    rows = coordinator.sql(
+        "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NULL",
+        webhook_id,
+    )
+    return int(rows[0][0])
+
+
 def test_an_outage_across_a_coordinator_kill_loses_nothing_and_keeps_order(
     node_any_db: Coordinator,
 ) -> None:
@@ -62,7 +70,7 @@ def test_an_outage_across_a_coordinator_kill_loses_nothing_and_keeps_order(
     try:
         hook = subscribe(admin(coordinator), receiver.url())
         first = publish(coordinator, *events_for(0, 10))
-        wait_until(lambda: head_attempts(coordinator, hook["id"]) >= 2, 15, "two failed attempts")
+        wait_until(lambda: head_attempts(coordinator, hook["id"]) >= 1, 15, "a failed attempt")
 
         coordinator.kill()  # SIGKILL in the middle of the outage
         second = publish(coordinator, *events_for(10, 10))
@@ -72,11 +80,7 @@ def test_an_outage_across_a_coordinator_kill_loses_nothing_and_keeps_order(
         wait_until(
             lambda: head_attempts(coordinator, hook["id"]) > before, 15, "a retry after restart"
         )
-        pending = coordinator.sql(
-            "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ? AND delivered_at IS NULL",
-            hook["id"],
-        )
-        assert pending[0][0] == 20
+        assert pending_count(coordinator, hook["id"]) == 20
         assert receiver.requests == []
 
         receiver.start()
@@ -86,14 +90,15 @@ def test_an_outage_across_a_coordinator_kill_loses_nothing_and_keeps_order(
         assert_in_order_once(got, first + second, hook["secret"])
         assert len(receiver.requests) == 20
 
+        # The receiver has them all; the coordinator records the last answer just after.
+        wait_until(lambda: pending_count(coordinator, hook["id"]) == 0, 10, "all recorded")
         rows = coordinator.sql(
-            "SELECT event_id, attempts, delivered_at, last_error FROM webhook_deliveries "
+            "SELECT event_id, attempts, last_error FROM webhook_deliveries "
             "WHERE webhook_id = ? ORDER BY event_id",
             hook["id"],
         )
         assert [r[0] for r in rows] == first + second
-        assert all(r[2] is not None for r in rows)
-        assert rows[0][1] > 2 and rows[0][3]  # the head was retried, and why it failed is kept
+        assert rows[0][1] > 2 and rows[0][2]  # the head was retried, and why it failed is kept
         assert [int(r.delivery) for r in got] == sorted(int(r.delivery) for r in got)
     finally:
         receiver.stop()
@@ -204,12 +209,13 @@ def test_two_coordinators_sharing_the_database_send_each_event_once(
         for c in nodes:
             c.start()
         hook = subscribe(admin(nodes[0]), receiver.url())
-        ids = publish(nodes[0], *events_for(0, 30))
+        ids = publish(nodes[0], *events_for(0, 20))
         got = wait_until(
-            lambda: len(receiver.accepted()) >= 30 and receiver.accepted(), 20, "30 deliveries"
+            lambda: len(receiver.accepted()) >= 20 and receiver.accepted(), 20, "20 deliveries"
         )
         assert_in_order_once(got, ids, hook["secret"])
-        assert len(receiver.requests) == 30
+        wait_until(lambda: pending_count(nodes[1], hook["id"]) == 0, 10, "all recorded")
+        assert len(receiver.requests) == 20
     finally:
         for c in nodes:
             c.stop()
