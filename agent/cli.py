@@ -16,7 +16,7 @@ import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .config import AgentDir, default_config_dir
@@ -146,8 +146,15 @@ def _status(args: argparse.Namespace) -> None:
     _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are failures like any other: one sentence, exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="backdesk-agent", description="Backdesk agent: remote help for this machine."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -158,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"identity, pinned certificate and outbox (default {default_config_dir()})",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as JSON")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -78,14 +78,18 @@ class AgentDir:
     # identity key
 
     def new_key(self) -> Ed25519PrivateKey:
+        """A fresh identity, written to disk at once (see also ``save_key``)."""
         key = Ed25519PrivateKey.generate()
+        self.save_key(key)
+        return key
+
+    def save_key(self, key: Ed25519PrivateKey) -> None:
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
         write_private(self.key_path, pem)
-        return key
 
     def load_key(self) -> Ed25519PrivateKey:
         try:
@@ -108,7 +112,12 @@ class AgentDir:
 
     # enrollment record
 
-    def save_enrollment(self, enrollment: Enrollment, certificate_pem: str) -> None:
+    def save_enrollment(
+        self, enrollment: Enrollment, certificate_pem: str, key: Ed25519PrivateKey
+    ) -> None:
+        """Keep a completed enrollment: key, pinned certificate, then the record that
+        says the other two are in use (written last, atomically)."""
+        self.save_key(key)
         write_private(self.cert_path, certificate_pem.encode())
         write_private(self.enrollment_path, json.dumps(asdict(enrollment), indent=2).encode())
 

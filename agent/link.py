@@ -128,7 +128,9 @@ async def enroll(
     pem = ssl.DER_cert_to_PEM_cert(der)
 
     agent_dir.ensure()
-    key = agent_dir.new_key()
+    # Kept in memory until the coordinator accepts it: a refused (re-)enrollment must
+    # leave a working identity as it was.
+    key = Ed25519PrivateKey.generate()
     hostname = facts.hostname()
     progress(f"Enrolling {hostname} with a new identity key")
     try:
@@ -158,10 +160,9 @@ async def enroll(
                             device_id=device_id,
                             hostname=hostname,
                         )
-                        agent_dir.save_enrollment(enrollment, pem)
+                        agent_dir.save_enrollment(enrollment, pem, key)
                         return EnrollResult(device_id, hostname, enrollment.fingerprint)
                     case ConnectionFailed(error=error):
-                        agent_dir.key_path.unlink(missing_ok=True)
                         raise EnrollmentRefused(error.message)
     finally:
         await ws.close()

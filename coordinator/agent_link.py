@@ -33,6 +33,10 @@ from .settings import ENGINE, PRESENCE, SETTINGS, SOCKETS
 
 log = logging.getLogger(__name__)
 
+# How long a close waits for the peer's answer: an agent that stopped answering must not
+# hold its socket (or look online) for long.
+CLOSE_TIMEOUT = 2.0
+
 _HANDSHAKE_STATES = (
     CoordinatorState.AWAIT_HELLO,
     CoordinatorState.AWAIT_CREDENTIALS,
@@ -56,6 +60,7 @@ class AgentConnection:
             heartbeat_interval=self.settings.heartbeat_interval,
         )
         self.device_id: str | None = None
+        self.online = False
 
     def _timeout(self) -> float:
         if self.link.state in _HANDSHAKE_STATES:
@@ -95,9 +100,15 @@ class AgentConnection:
                 if await self._process() is False:
                     return
         finally:
-            if self.device_id is not None:
-                self.presence.disconnected(self.device_id)
-                log.info("device %s offline", self.device_id)
+            self._offline()
+
+    def _offline(self) -> None:
+        """Idempotent. Called as soon as the link is judged dead, before the close
+        handshake, which can wait for an unresponsive peer."""
+        if self.device_id is not None and self.online:
+            self.online = False
+            self.presence.disconnected(self.device_id)
+            log.info("device %s offline", self.device_id)
 
     async def _process(self) -> bool:
         """Handle the link's events and flush; False once the connection is finished."""
@@ -111,6 +122,7 @@ class AgentConnection:
         if self.link.failed:
             error = self.link.error
             assert error is not None
+            self._offline()
             log.info("agent %s closed: %s", self.device_id or self.peer, error.close_reason)
             await self.ws.close(code=error.close_code, message=error.close_reason.encode())
             return False
@@ -135,6 +147,7 @@ class AgentConnection:
                 self.link.verify_authentication(await devices.public_key(self.engine, device_id))
             case LinkReady(device_id=device_id):
                 self.device_id = device_id
+                self.online = True
                 self.presence.connected(device_id)
                 await devices.mark_seen(self.engine, device_id, self.link.peer_software)
                 log.info("device %s online from %s", device_id, self.peer)
@@ -155,6 +168,7 @@ class AgentConnection:
 async def handle(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         max_msg_size=MAX_FRAME_SIZE,
+        timeout=CLOSE_TIMEOUT,
         compress=False,  # screen frames are already compressed; deflate costs 10x throughput
         autoping=True,
         heartbeat=None,

@@ -15,7 +15,9 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import DBAPIError
 
 from protocol import identity
 
@@ -41,9 +43,10 @@ async def _open_db(args: argparse.Namespace) -> Any:
     engine = create_engine(_db_url(args, data_dir))
     try:
         await migrate(engine)
-    except OSError as exc:
+    except (OSError, DBAPIError) as exc:
         await engine.dispose()
-        raise ConfigError(f"cannot reach the database: {exc}") from exc
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        raise ConfigError(f"cannot use the database: {reason}") from exc
     return engine
 
 
@@ -232,8 +235,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are failures like any other: one sentence, exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--data-dir",
         default=str(DEFAULT_DATA_DIR),
@@ -242,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--db", help="database URL (default: SQLite in the data dir)")
     common.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="backdesk-coordinator", description="Backdesk coordinator: the help desk's server."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

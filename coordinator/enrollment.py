@@ -27,7 +27,7 @@ from .storage.schema import devices, enrollment_tokens
 TOKEN_PREFIX = "bdt_"
 DEFAULT_LIFETIME = timedelta(hours=24)
 MAX_LIFETIME = timedelta(days=30)
-_DURATION_RE = re.compile(r"^(\d+)([smhd])$")
+_DURATION_RE = re.compile(r"^(\d{1,7})([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,253}$")
 

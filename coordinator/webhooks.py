@@ -296,17 +296,15 @@ async def list_deliveries(
 # --- delivery ---------------------------------------------------------------------------
 
 
-def _heads() -> Any:
+def _heads(webhook_id: int | None = None) -> Any:
     """The oldest undelivered event of each webhook: the only one that may be sent."""
-    return (
-        select(
-            webhook_deliveries.c.webhook_id,
-            func.min(webhook_deliveries.c.event_id).label("event_id"),
-        )
-        .where(webhook_deliveries.c.delivered_at.is_(None))
-        .group_by(webhook_deliveries.c.webhook_id)
-        .subquery()
-    )
+    query = select(
+        webhook_deliveries.c.webhook_id,
+        func.min(webhook_deliveries.c.event_id).label("event_id"),
+    ).where(webhook_deliveries.c.delivered_at.is_(None))
+    if webhook_id is not None:
+        query = query.where(webhook_deliveries.c.webhook_id == webhook_id)
+    return query.group_by(webhook_deliveries.c.webhook_id).subquery()
 
 
 class Dispatcher:
@@ -366,9 +364,7 @@ class Dispatcher:
             due = [int(r.webhook_id) for r in await conn.execute(query)]
         for webhook_id in due:
             if webhook_id not in self._draining:
-                task = asyncio.create_task(self._drain(webhook_id))
-                self._draining[webhook_id] = task
-                task.add_done_callback(lambda _t, w=webhook_id: self._draining.pop(w, None))
+                self._draining[webhook_id] = asyncio.create_task(self._drain(webhook_id))
 
     async def _drain(self, webhook_id: int) -> None:
         try:
@@ -379,10 +375,12 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("webhook %s: delivery failed unexpectedly; will retry", webhook_id)
+        finally:
+            self._draining.pop(webhook_id, None)
 
     async def _deliver_head(self, webhook_id: int) -> bool:
         """Send the webhook's oldest undelivered event if due; True if it was delivered."""
-        heads = _heads()
+        heads = _heads(webhook_id)
         now = utcnow()
         query = (
             select(

@@ -15,6 +15,7 @@ from ..accounts import Principal, principal_for_api_key
 from ..errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ..permissions import Permission, allowed
 from ..settings import ENGINE
+from ..web import sessions as web_sessions
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        if "Allow" in exc.headers:  # a 405 must say what is allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error; see the server log")
@@ -78,6 +82,8 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
 async def _authenticate(request: web.Request) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
+    if not header and request.cookies.get(web_sessions.COOKIE):
+        return await _console_session(request)
     if not header:
         raise ApiError(
             401, "unauthorized", "authentication required: send 'Authorization: Bearer KEY'"
@@ -88,6 +94,27 @@ async def _authenticate(request: web.Request) -> Principal:
     if principal is None:
         raise ApiError(401, "unauthorized", "invalid or revoked API key")
     return principal
+
+
+async def _console_session(request: web.Request) -> Principal:
+    """The console's own scripts call the API with the session cookie. A cookie is sent
+    by the browser whoever wrote the page, so changes must also prove they come from our
+    pages: same origin, and the session's CSRF token in the ``X-CSRF-Token`` header."""
+    session = await web_sessions.lookup(request.app[ENGINE], request.cookies[web_sessions.COOKIE])
+    if session is None:
+        raise ApiError(401, "unauthorized", "the console session has ended: sign in again")
+    if request.method not in web_sessions.SAFE_METHODS:
+        if not web_sessions.same_origin(request):
+            raise ApiError(403, "cross_origin", "requests from other sites are refused")
+        if not web_sessions.tokens_match(
+            session.csrf_token, request.headers.get(web_sessions.CSRF_HEADER)
+        ):
+            raise ApiError(
+                403,
+                "csrf_token_missing",
+                f"send the console's CSRF token in the {web_sessions.CSRF_HEADER} header",
+            )
+    return session.principal
 
 
 def principal(request: web.Request) -> Principal:

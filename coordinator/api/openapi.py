@@ -119,6 +119,19 @@ BASE: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/users/{name}/api-keys": {
+            "post": {
+                "summary": "Create an API key for an account (admin only); shown once",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "201": {"description": "{key, user}"},
+                    "404": error("No such user"),
+                    **AUTH_ERRORS,
+                },
+            }
+        },
         "/api/v1/enrollment-tokens": {
             "post": {
                 "summary": "Create a one-time enrollment token (admin only)",

@@ -8,7 +8,7 @@ from protocol import identity
 
 from .. import __version__, accounts, audit, devices, enrollment
 from ..clock import isoformat
-from ..errors import ApiError, ConfigError, Invalid
+from ..errors import ApiError, ConfigError, Invalid, NotFound
 from ..permissions import Permission
 from ..settings import ENGINE, PRESENCE, SETTINGS
 from .middleware import require
@@ -80,6 +80,17 @@ async def update_user(request: web.Request) -> web.Response:
         request.app[ENGINE], who.name, request.match_info["name"][:64], **body
     )
     return web.json_response(user)
+
+
+@routes.post("/api/v1/users/{name}/api-keys")
+async def create_api_key(request: web.Request) -> web.Response:
+    who = await require(request, Permission.USER_MANAGE)
+    name = request.match_info["name"][:64]
+    try:
+        key = await accounts.create_api_key(request.app[ENGINE], name, actor=who.name)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return web.json_response({"key": key, "user": name}, status=201)
 
 
 @routes.post("/api/v1/enrollment-tokens")

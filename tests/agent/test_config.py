@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import AgentDir, Enrollment
 from agent.errors import ConfigError, NotEnrolled
@@ -44,7 +45,9 @@ def test_garbage_key_file_is_a_clear_error(tmp_path):
 def test_enrollment_round_trip_and_damage(tmp_path):
     d = AgentDir(tmp_path / "agent").ensure()
     e = Enrollment("https://127.0.0.1:8443", "sha256:" + "ab" * 32, "dev-1", "host")
-    d.save_enrollment(e, "-----BEGIN CERTIFICATE-----\n")
+    key = Ed25519PrivateKey.generate()
+    d.save_enrollment(e, "-----BEGIN CERTIFICATE-----\n", key)
+    assert d.load_key().public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
     assert d.load_enrollment() == e
     assert stat.S_IMODE(d.enrollment_path.stat().st_mode) == 0o600
     d.enrollment_path.write_text("{not json")

@@ -96,8 +96,10 @@ class Received:
 class Receiver:
     """An HTTP server on 127.0.0.1 that records every request.
 
-    ``fail_next`` makes it answer 500 that many times; ``stop()`` closes the port (the
-    sender sees "connection refused") and ``start()`` opens it again on the same port.
+    ``faults`` lists how to misbehave on the next requests, one each: ``"500"`` answers
+    500, ``"hangup"`` closes the connection without answering (recorded as status 0).
+    ``stop()`` closes the port (the sender sees "connection refused") and ``start()``
+    opens it again on the same port.
     """
 
     def __init__(self) -> None:
@@ -105,7 +107,7 @@ class Receiver:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.requests: list[Received] = []
-        self.fail_next = 0
+        self.faults: list[str] = []
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -119,8 +121,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.lock:
-                    status = 500 if receiver.fail_next > 0 else 200
-                    receiver.fail_next = max(0, receiver.fail_next - 1)
+                    fault = receiver.faults.pop(0) if receiver.faults else ""
+                    status = {"500": 500, "hangup": 0}.get(fault, 200)
                     receiver.requests.append(
                         Received(
                             self.path,
@@ -129,6 +131,9 @@ class Receiver:
                             status,
                         )
                     )
+                if status == 0:
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

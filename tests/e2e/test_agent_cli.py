@@ -266,12 +266,6 @@ def test_run_stops_when_the_coordinator_no_longer_knows_the_device(
     assert "enroll" in last, last
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG agent/link.py enroll(): the new key is written over identity.key before the "
-    "coordinator accepts it, and unlinked when it refuses; a failed `enroll --force` leaves "
-    "agent.json without a key and `run` fails with 'no identity'",
-)
 def test_refused_re_enrollment_keeps_the_working_identity(desk: Desk) -> None:
     """``enroll --force`` with a bad token fails and changes nothing: the agent keeps its
     key and enrollment and still comes online (invariant 5)."""

@@ -34,34 +34,29 @@ def last_seen(client: ApiClient, device_id: str) -> datetime:
 # --- reconnection -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+@pytest.mark.parametrize(
+    ("how", "outage"),
+    [(signal.SIGKILL, 4.0), (signal.SIGTERM, 1.0)],
+    ids=["sigkill", "sigterm"],
+)
 def test_agent_comes_back_after_a_coordinator_restart(
-    coordinator: Coordinator, make_agent, api, how: signal.Signals
+    coordinator: Coordinator, make_agent, api, how: signal.Signals, outage: float
 ) -> None:
+    """Killed (several backoff steps long) or stopped cleanly: the agent neither gives up
+    nor exits, and is back online by itself once the coordinator is."""
     agent, client = online_agent(coordinator, make_agent, api)
     port = coordinator.port
 
     coordinator.kill(how)
     assert not coordinator.alive()
-    time.sleep(1)  # the agent sees the link drop and starts backing off
+    time.sleep(outage)
+    assert agent.process is not None and agent.process.poll() is None
     coordinator.start()
     assert coordinator.port == port
 
     # A fresh process knows nobody is online: only the agent reconnecting makes it so.
     wait_online(client, agent.device_id, timeout=30)
-    assert agent.process is not None and agent.process.poll() is None
-
-
-def test_agent_keeps_retrying_through_a_long_outage(
-    coordinator: Coordinator, make_agent, api
-) -> None:
-    """Down for several backoff steps: the agent neither gives up nor exits."""
-    agent, client = online_agent(coordinator, make_agent, api)
-    coordinator.kill()
-    time.sleep(5)
-    assert agent.process is not None and agent.process.poll() is None
-    coordinator.start()
-    wait_online(client, agent.device_id, timeout=30)
+    assert agent.process.poll() is None
 
 
 # --- presence ---------------------------------------------------------------------------
@@ -94,12 +89,6 @@ def test_presence_follows_the_agent(coordinator: Coordinator, make_agent, api) -
     wait_offline(client, agent.device_id, timeout=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG coordinator/agent_link.py AgentConnection.serve: presence is cleared only "
-    "after ws.close() returns, which waits aiohttp's 10 s close timeout for a peer that "
-    "no longer answers; the device shows online ~13 s instead of ~3 s",
-)
 def test_frozen_agent_goes_offline_after_missed_heartbeats(
     coordinator: Coordinator, make_agent, api
 ) -> None:
@@ -110,10 +99,9 @@ def test_frozen_agent_goes_offline_after_missed_heartbeats(
     agent.process.send_signal(signal.SIGSTOP)
     try:
         frozen = time.monotonic()
-        wait_offline(client, agent.device_id, timeout=30)
-        elapsed = time.monotonic() - frozen
         # Its last heartbeat left at most 1 s before the freeze; 3 missed make 3 s.
-        assert 1.5 < elapsed < 6, f"offline {elapsed:.1f}s after the agent froze"
+        wait_offline(client, agent.device_id, timeout=6)
+        assert time.monotonic() - frozen > 1.5
     finally:
         agent.process.send_signal(signal.SIGCONT)
     wait_online(client, agent.device_id, timeout=30)
