@@ -32,6 +32,7 @@ from protocol.link import (
     AgentLink,
     ConnectionFailed,
     DeliveryAcked,
+    DeliveryRejected,
     EnrollmentAccepted,
     Event,
     HeartbeatAcked,
@@ -97,6 +98,12 @@ async def _receive(ws: ClientConnection, link: AgentLink) -> list[Event]:
         link.receive_data(data)
     await _send_all(ws, link)
     return link.events_received()
+
+
+def _refusal(event: DeliveryRejected) -> dict[str, Any]:
+    """What is kept of a delivery the coordinator will never accept (it is dropped)."""
+    log.error("the coordinator refused outbox message %s: %s", event.key, event.message)
+    return {"refused": event.code, "message": event.message}
 
 
 # --- enrollment -------------------------------------------------------------------------
@@ -246,6 +253,9 @@ class Service:
                     if isinstance(event, DeliveryAcked):
                         await asyncio.to_thread(self.outbox.remove, event.key, event.result)
                         results[event.key] = dict(event.result or {})
+                    elif isinstance(event, DeliveryRejected):
+                        await asyncio.to_thread(self.outbox.remove, event.key, _refusal(event))
+                        results[event.key] = _refusal(event)
                     elif isinstance(event, ConnectionFailed):
                         self._failed(event.error)
         finally:
@@ -304,6 +314,10 @@ class Service:
                     match event:
                         case DeliveryAcked(key=key, result=result):
                             await asyncio.to_thread(self.outbox.remove, key, result)
+                            in_flight.discard(key)
+                            acked.set()
+                        case DeliveryRejected(key=key):
+                            await asyncio.to_thread(self.outbox.remove, key, _refusal(event))
                             in_flight.discard(key)
                             acked.set()
                         case HeartbeatAcked():

@@ -28,7 +28,7 @@ from protocol.link import (
     LinkReady,
 )
 
-from . import devices, enrollment, inbox
+from . import audit, devices, enrollment, inbox
 from .settings import ENGINE, PRESENCE, SETTINGS, SOCKETS
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,21 @@ class AgentConnection:
         for data in self.link.data_to_send():
             await self.ws.send_bytes(data)
 
+    async def _refuse(self, key: str, kind: str, error: ProtocolError) -> None:
+        """A well-formed delivery we will never accept: tell the agent to drop it (so an
+        honest agent of another version does not retry it forever) and keep a trail."""
+        assert self.device_id is not None
+        log.warning("device %s: delivery refused: %s", self.device_id, error.message)
+        async with self.engine.begin() as conn:
+            await audit.append(
+                conn,
+                f"agent:{self.device_id[:8]}",
+                "delivery.refused",
+                self.device_id,
+                {"kind": kind[:64], "reason": error.message[:200]},
+            )
+        self.link.reject(key, error)
+
     async def _handle(self, event: Event) -> None:
         match event:
             case EnrollmentRequested(token=token, public_key=key, hostname=hostname):
@@ -158,7 +173,7 @@ class AgentConnection:
                 assert self.device_id is not None
                 result = await inbox.commit(self.engine, self.device_id, key, kind, body)
                 if isinstance(result, ProtocolError):
-                    self.link.fail(result)
+                    await self._refuse(key, kind, result)
                 else:
                     self.link.acknowledge(key, result or None)
             case ConnectionFailed():

@@ -17,7 +17,8 @@ Conversation::
     heartbeat {seq, sent_at}       ->
                                    <-    heartbeat_ack {seq, server_time}
     deliver {key, kind, body}      ->    (adapter commits it)
-                                   <-    ack {key}
+                                   <-    ack {key, result}
+                                         or reject {key, code, message}: never acceptable
 
 Any protocol violation queues an ``error`` message for the peer and a
 :class:`ConnectionFailed` event; the adapter then closes with the error's close code.
@@ -48,6 +49,7 @@ from .messages import (
     Hello,
     JSONObject,
     Message,
+    Reject,
     Welcome,
     decode_message,
     encode_message,
@@ -109,6 +111,13 @@ class DeliveryAcked(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryRejected(Event):
+    key: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionFailed(Event):
     """The link is over. ``remote`` is True when the peer sent the error."""
 
@@ -154,6 +163,7 @@ AGENT_TRANSITIONS: dict[tuple[AgentState, type[Message]], str] = {
     (AgentState.CREDENTIALS_SENT, Authenticated): "_on_authenticated",
     (AgentState.READY, HeartbeatAck): "_on_heartbeat_ack",
     (AgentState.READY, Ack): "_on_ack",
+    (AgentState.READY, Reject): "_on_reject",
 }
 
 
@@ -340,6 +350,11 @@ class CoordinatorLink(_Link):
         self._require(CoordinatorState.READY)
         self._send(Ack(key, result))
 
+    def reject(self, key: str, error: ProtocolError) -> None:
+        """The delivery with ``key`` can never be accepted: the agent should drop it."""
+        self._require(CoordinatorState.READY)
+        self._send(Reject(key, error.code.value, error.message[:500]))
+
     def set_server_time(self, now: float) -> None:
         self._server_time = now
 
@@ -441,3 +456,6 @@ class AgentLink(_Link):
 
     def _on_ack(self, message: Ack) -> None:
         self._events.append(DeliveryAcked(message.key, message.result))
+
+    def _on_reject(self, message: Reject) -> None:
+        self._events.append(DeliveryRejected(message.key, message.code, message.message))

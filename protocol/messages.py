@@ -172,6 +172,18 @@ class Ack(Message):
 
 @_message
 @dataclass(frozen=True, slots=True)
+class Reject(Message):
+    """The coordinator will never accept the delivery with this key (unknown kind, invalid
+    body): the agent drops it instead of retrying forever. The link stays up."""
+
+    TYPE = "reject"
+    key: Annotated[str, MaxLen(64)]
+    code: Annotated[str, MaxLen(64)]
+    message: Annotated[str, MaxLen(500)]
+
+
+@_message
+@dataclass(frozen=True, slots=True)
 class Error(Message):
     """Sent before closing, so the peer can show the reason to a person."""
 

@@ -21,7 +21,7 @@ from websockets.exceptions import WebSocketException
 
 from ..config import AgentDir
 from ..diagnostics import Section, snapshot
-from ..errors import AgentError
+from ..errors import AgentError, Unreachable
 from ..link import LinkLost, Service
 from ..outbox import Outbox
 
@@ -106,8 +106,11 @@ async def submit(
             service = Service(agent_dir, outbox)
             async with asyncio.timeout(wait):
                 results = await service.deliver_now({key})
-            reference = results.get(key, {}).get("reference")
-        except (OSError, TimeoutError, WebSocketException, LinkLost, AgentError) as exc:
+            result = results.get(key, {})
+            if "refused" in result:
+                raise AgentError(f"the help desk refused the request: {result.get('message')}")
+            reference = result.get("reference")
+        except (OSError, TimeoutError, WebSocketException, LinkLost, Unreachable) as exc:
             log.info(
                 "could not reach %s now (%s); the request is queued", enrollment.coordinator, exc
             )

@@ -424,12 +424,10 @@ class GetHelpWindow:
         if self.error_text and self.message_text().strip():
             self.show_error("")
 
-    def _set_inputs(self, enabled: bool) -> None:
-        flag = ["!disabled"] if enabled else ["disabled"]
-        self.message.configure(state="normal" if enabled else "disabled")
-        self.message.configure(foreground="#000000" if enabled else MUTED)
+    def _disable_inputs(self) -> None:
+        self.message.configure(state="disabled", foreground=MUTED)
         for widget in (*self.checkboxes.values(), self.send_button, self.cancel_button):
-            widget.state(flag)
+            widget.state(["disabled"])
 
     def on_send(self) -> None:
         if self.state != "editing":
@@ -443,7 +441,7 @@ class GetHelpWindow:
             return
         self.show_error("")
         self.state = "sending"
-        self._set_inputs(False)
+        self._disable_inputs()
         self.status.configure(text="Sending…")
         self.progress.pack(side="left", padx=(12, 0))
         self.progress.start(12)
@@ -472,7 +470,8 @@ class GetHelpWindow:
         else:
             self.state = "failed"
             headline = "Your request could not be sent."
-            following = f"{self.failure}. Please call your help desk."
+            reason = (self.failure or "").rstrip(".")
+            following = f"{reason[:1].upper()}{reason[1:]}. Please call your help desk."
             self.heading.configure(text="Not sent")
             self.copy_button.grid_remove()
         self.intro.grid_remove()

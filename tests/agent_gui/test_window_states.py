@@ -198,7 +198,9 @@ async def test_a_failed_send_says_so(root: Any) -> None:
     await pump_until(root, lambda: window.state != "sending")
     assert window.state == "failed"
     assert window.heading.cget("text") == "Not sent"
-    assert "the outbox is not writable" in window.result_next.cget("text")
+    assert window.result_next.cget("text") == (
+        "The outbox is not writable. Please call your help desk."
+    )
 
 
 async def test_show_returns_when_cancelled(root: Any) -> None:

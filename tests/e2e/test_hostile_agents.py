@@ -16,7 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol.errors import ErrorCode
 from protocol.frames import HEADER, MAGIC, MAX_CONTROL_PAYLOAD, MAX_FRAME_SIZE, Frame, FrameKind
 from protocol.frames import encode_frame as frame
-from protocol.messages import Deliver, Enroll, Heartbeat, Hello, encode_message
+from protocol.messages import (
+    Deliver,
+    Enroll,
+    Heartbeat,
+    HeartbeatAck,
+    Hello,
+    Reject,
+    decode_message,
+    encode_message,
+)
 from tests.conftest import Agent, ApiClient, wait_for
 from tests.e2e.conftest import Desk, identity_key, is_online, stored, wait_online
 from tests.e2e.rogue import Closed, RogueAgent
@@ -245,6 +254,18 @@ async def test_enrollment_with_a_forged_proof_of_key_is_refused(desk: Desk, vict
 # --- authenticated, then hostile --------------------------------------------------------
 
 
+async def expect_reject(rogue: RogueAgent, key: str) -> Reject:
+    """The coordinator answers a delivery it will never accept with a reject for that
+    key, and keeps the link up: a heartbeat is still answered afterwards."""
+    message = decode_message(await rogue.recv())
+    assert isinstance(message, Reject), message
+    assert message.key == key and message.code == ErrorCode.INVALID_MESSAGE.value
+    await rogue.send(encode_message(Heartbeat(seq=7, sent_at=time.time())))
+    ack = decode_message(await rogue.recv())
+    assert isinstance(ack, HeartbeatAck) and ack.seq == 7
+    return message
+
+
 @pytest.mark.usefixtures("unharmed")
 async def test_deliver_of_an_unknown_kind_is_refused_and_not_stored(
     desk: Desk, insider: Agent
@@ -253,24 +274,40 @@ async def test_deliver_of_an_unknown_kind_is_refused_and_not_stored(
     async with RogueAgent(desk.coordinator) as rogue:
         await authenticated_insider(rogue, insider)
         await rogue.send(encode_message(Deliver(key=key, kind="shell.exec", body={"cmd": "id"})))
-        closed = await rogue.closed()
-    assert_closed(closed, 1002, ErrorCode.INVALID_MESSAGE)
-    assert "shell.exec" in closed.reason
+        reject = await expect_reject(rogue, key)
+    assert "shell.exec" in reject.message
     assert desk.coordinator.sql("select * from agent_messages where idempotency_key = ?", key) == []
+    trail = desk.coordinator.sql(
+        "select target, details from audit_log where action = 'delivery.refused'"
+    )
+    assert any(target == insider.device_id and "shell.exec" in str(d) for target, d in trail)
 
 
 @pytest.mark.usefixtures("unharmed")
 async def test_facts_with_too_many_fields_are_refused(desk: Desk, insider: Agent) -> None:
     body = {f"field{i}": i for i in range(1000)}
+    key = uuid.uuid4().hex
     async with RogueAgent(desk.coordinator) as rogue:
         await authenticated_insider(rogue, insider)
-        await rogue.send(
-            encode_message(Deliver(key=uuid.uuid4().hex, kind="device.facts", body=body))
-        )
-        closed = await rogue.closed()
-    assert_closed(closed, 1002, ErrorCode.INVALID_MESSAGE)
+        await rogue.send(encode_message(Deliver(key=key, kind="device.facts", body=body)))
+        await expect_reject(rogue, key)
     [(facts,)] = desk.coordinator.sql("select facts from devices where id = ?", insider.device_id)
     assert facts is None  # the insider never delivered facts
+
+
+@pytest.mark.usefixtures("unharmed")
+async def test_ticket_request_without_its_fields_opens_no_ticket(
+    desk: Desk, insider: Agent
+) -> None:
+    key = uuid.uuid4().hex
+    before = desk.coordinator.sql("select count(*) from tickets")
+    async with RogueAgent(desk.coordinator) as rogue:
+        await authenticated_insider(rogue, insider)
+        body = {"message": "<script>alert(1)</script>", "requester": "x", "request_id": "nope"}
+        await rogue.send(encode_message(Deliver(key=key, kind="ticket.request", body=body)))
+        reject = await expect_reject(rogue, key)
+    assert "request_id" in reject.message
+    assert desk.coordinator.sql("select count(*) from tickets") == before
 
 
 @pytest.mark.usefixtures("unharmed")

@@ -36,6 +36,7 @@ from protocol.messages import (
     MaxLen,
     Message,
     Range,
+    Reject,
     Welcome,
     encode_message,
     message_types,
@@ -279,7 +280,16 @@ EXAMPLES: dict[str, list[Message]] = {
             },
         ),
     ],
-    "ack": [Ack(key="k-1"), Ack(key="k" * 64), Ack(key="")],
+    "ack": [
+        Ack(key="k-1"),
+        Ack(key="k" * 64),
+        Ack(key=""),
+        Ack(key="k-2", result={"reference": "BD-000001"}),
+    ],
+    "reject": [
+        Reject(key="k-1", code="invalid_message", message="unknown delivery kind 'x'"),
+        Reject(key="k" * 64, code="c" * 64, message="m" * 500),
+    ],
     "error": [
         Error(code="bad_token", message="token already used"),
         Error(code="c" * 64, message="m" * 500),

@@ -25,6 +25,7 @@ from protocol.link import (
     CoordinatorState,
     DeliveryAcked,
     DeliveryReceived,
+    DeliveryRejected,
     EnrollmentAccepted,
     EnrollmentRequested,
     Event,
@@ -649,6 +650,7 @@ AGENT_ACCEPTS: dict[tuple[str, str], tuple[Message, AgentState]] = {
     ),
     ("ready", "heartbeat_ack"): (sample("heartbeat_ack"), AgentState.READY),
     ("ready", "ack"): (sample("ack"), AgentState.READY),
+    ("ready", "reject"): (sample("reject"), AgentState.READY),
 }
 
 
@@ -691,6 +693,17 @@ def test_agent_refuses_to_be_authenticated_as_another_device() -> None:
     assert agent.failed
     assert not any(isinstance(e, LinkReady) for e in agent.events_received())
     assert agent.device_id != "dev-someone-else"
+
+
+def test_rejected_delivery_is_reported_and_the_link_stays_up() -> None:
+    agent, coordinator = ready_pair()
+    agent.deliver("k-9", "shell.exec", {})
+    pump(agent, coordinator)
+    coordinator.reject("k-9", ProtocolError(ErrorCode.INVALID_MESSAGE, "unknown kind"))
+    pump(agent, coordinator)
+    rejected = [e for e in agent.events_received() if isinstance(e, DeliveryRejected)]
+    assert rejected == [DeliveryRejected("k-9", "invalid_message", "unknown kind")]
+    assert agent.state is AgentState.READY and coordinator.state is CoordinatorState.READY
 
 
 def test_deliver_before_authentication() -> None:
