@@ -53,7 +53,7 @@ OUTBOX_POLL = 0.5  # other processes (get-help) write to the outbox: look for ne
 MAX_IN_FLIGHT = 32
 # Reconnect delays: 0.5 s doubling to 15 s, plus up to 1 s of jitter so a fleet that lost
 # its coordinator does not come back all in the same second.
-BACKOFF = wait_exponential_jitter(initial=0.5, max=15.0, jitter=1.0)
+BACKOFF = wait_exponential_jitter(multiplier=0.5, max=15.0, jitter=1.0)
 
 
 class LinkLost(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,23 @@ class GetHelp:
             self.process.communicate()
 
 
+@pytest.fixture(scope="module")
+def shared_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Agent, ApiClient]]:
+    """One coordinator and one enrolled agent for the tests that keep the coordinator up."""
+    base = tmp_path_factory.mktemp("gui-desk")
+    coordinator = Coordinator(base / "coordinator")
+    coordinator.start()
+    try:
+        agent = Agent(base / "agent", coordinator)
+        agent.enroll()
+        yield agent, ApiClient(coordinator, coordinator.api_key("admin"))
+    finally:
+        coordinator.stop()
+
+
 @pytest.fixture
 def desk(coordinator: Coordinator, make_agent: Any, api: Any) -> tuple[Agent, ApiClient]:
+    """A coordinator of the test's own (it gets stopped) and an enrolled agent."""
     agent = make_agent(coordinator)
     agent.enroll()
     return agent, api(coordinator)
@@ -111,9 +127,9 @@ def ticket(client: ApiClient, reference: str) -> dict[str, Any]:
 
 
 def test_type_a_description_and_send(
-    screen: Screen, desk: tuple[Agent, ApiClient], get_help: Any, tmp_path: Path
+    screen: Screen, shared_desk: tuple[Agent, ApiClient], get_help: Any, tmp_path: Path
 ) -> None:
-    agent, client = desk
+    agent, client = shared_desk
     session = get_help(agent)
     # The window takes the keyboard by itself: nobody clicks it, there is no window manager.
     wait_for(session.has_keyboard, 10, interval=0.05, what="the window to take the keyboard")
@@ -154,9 +170,9 @@ def test_type_a_description_and_send(
 
 
 def test_a_section_left_out_is_not_sent(
-    screen: Screen, desk: tuple[Agent, ApiClient], get_help: Any, tmp_path: Path
+    screen: Screen, shared_desk: tuple[Agent, ApiClient], get_help: Any, tmp_path: Path
 ) -> None:
-    agent, client = desk
+    agent, client = shared_desk
     session = get_help(agent, "--message", "The printer on floor 2 is jammed")
     wait_for(session.has_keyboard, 10, interval=0.05, what="the window to take the keyboard")
     # Tab from the message to the first section (System), again to Processor; Space
@@ -181,8 +197,12 @@ def test_a_section_left_out_is_not_sent(
     assert "memory" in opened["diagnostics"]["data"]
 
 
-def test_escape_sends_nothing(screen: Screen, desk: tuple[Agent, ApiClient], get_help: Any) -> None:
-    agent, client = desk
+def test_escape_sends_nothing(
+    screen: Screen, shared_desk: tuple[Agent, ApiClient], get_help: Any
+) -> None:
+    agent, client = shared_desk
+    before = client.get("/api/v1/tickets")["tickets"]
+    sent_before = json.loads(agent.cli("status", "--json").stdout)["recent_requests"]
     session = get_help(agent)
     wait_for(session.has_keyboard, 10, interval=0.05, what="the window to take the keyboard")
     screen.type("never mind")
@@ -192,10 +212,10 @@ def test_escape_sends_nothing(screen: Screen, desk: tuple[Agent, ApiClient], get
     assert code == 1
     assert stdout == ""
     assert stderr.strip() == "backdesk-agent: error: nothing was sent"
-    assert client.get("/api/v1/tickets")["tickets"] == []
+    assert client.get("/api/v1/tickets")["tickets"] == before
     status = json.loads(agent.cli("status", "--json").stdout)
     assert status["outbox_pending"] == 0
-    assert status["recent_requests"] == []
+    assert status["recent_requests"] == sent_before
 
 
 def read_clipboard(screen: Screen) -> str:
