@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,14 +220,18 @@ def test_escape_sends_nothing(
 
 
 def read_clipboard(screen: Screen) -> str:
-    import tkinter as tk
-
-    root = tk.Tk(screenName=screen.display)
-    try:
-        root.withdraw()
-        return str(root.clipboard_get())
-    finally:
-        root.destroy()
+    """What another program gets when it pastes (a fresh process: Tk answers from its
+    own copy while it thinks it still owns the clipboard)."""
+    script = "import tkinter; r = tkinter.Tk(); r.withdraw(); print(r.clipboard_get())"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=screen.env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    return result.stdout.strip()
 
 
 def test_coordinator_down_queues_then_delivers_once(

@@ -88,12 +88,30 @@ class Console:
     def url(self) -> str:
         return self.coordinator.url
 
-    def user(self, role: str, name: str | None = None) -> User:
+    def user(
+        self, role: str, name: str | None = None, full_name: str | None = None, cli: bool = False
+    ) -> User:
+        """A new account; through the REST API (fast) or ``backdesk-coordinator user add``."""
         name = name or f"{role}-{next(_names)}"
-        result = self.coordinator.cli(
-            "user", "add", name, "--role", role, "--password-stdin", "--json", input=PASSWORD + "\n"
-        )
-        uri = json.loads(result.stdout)["totp_uri"]
+        if cli:
+            result = self.coordinator.cli(
+                "user",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+                "--json",
+                input=PASSWORD + "\n",
+            )
+            uri = json.loads(result.stdout)["totp_uri"]
+        else:
+            body = {"name": name, "role": role, "password": PASSWORD}
+            if full_name:
+                body["full_name"] = full_name
+            status, created = self.api().request("POST", "/api/v1/users", body)
+            assert status == 201, created
+            uri = created["totp_uri"]
         totp = pyotp.parse_uri(uri)
         assert isinstance(totp, pyotp.TOTP)
         return User(name, role, PASSWORD, totp.secret)
@@ -141,7 +159,11 @@ def fill_login(page: Any, name: str, password: str, code: str) -> None:
 def console(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """One coordinator for a module of tests. Failed sign-ins count per address, and
     every browser is 127.0.0.1: tests that fail on purpose use ``fresh_console``."""
-    coordinator = Coordinator(tmp_path_factory.mktemp("console") / "coordinator")
+    coordinator = Coordinator(
+        tmp_path_factory.mktemp("console") / "coordinator",
+        # The SLA watchdog would move tickets between queues behind the tests' backs.
+        extra=(*Coordinator.extra, "--sla-check-interval", "3600"),
+    )
     coordinator.start()
     desk = Console(coordinator, browser)
     try:

@@ -45,7 +45,9 @@ def test_a_session_is_a_secure_cookie_stored_only_as_a_hash(console: Console) ->
     assert bytes(token_hash) == hashlib.sha256(cookie["value"].encode()).digest()
     assert cookie["value"] not in json.dumps([str(v) for v in stored[0]])
     assert csrf_token and csrf_token != cookie["value"]
-    [(actor, target, details)] = [e for e in audit_entries(console, "auth.signed_in") if e[0] == user.name]
+    [(actor, target, details)] = [
+        e for e in audit_entries(console, "auth.signed_in") if e[0] == user.name
+    ]
     assert target == user.name and details["address"] == "127.0.0.1"
 
 
@@ -110,7 +112,9 @@ def test_six_failures_are_refused_with_429_until_the_window_passes(
     assert int(response.value.headers["retry-after"]) > 14 * 60
     assert "Too many failed sign-ins" in page.get_by_test_id("login-error").inner_text()
     assert "/login" in page.url
-    reasons = [d["reason"] for _a, t, d in audit_entries(console, "auth.sign_in_failed") if t == user.name]
+    reasons = [
+        d["reason"] for _a, t, d in audit_entries(console, "auth.sign_in_failed") if t == user.name
+    ]
     assert reasons == ["password"] * 5 + ["rate_limited"]
     # Another name from the same address is refused as well (the limit is per address too).
     other = console.user("l2")
@@ -126,7 +130,10 @@ def test_sign_out_ends_the_session(console: Console) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/login")
     token_hash = hashlib.sha256(cookie["value"].encode()).digest()
-    assert console.coordinator.sql("select id from web_sessions where token_hash = ?", token_hash) == []
+    assert (
+        console.coordinator.sql("select id from web_sessions where token_hash = ?", token_hash)
+        == []
+    )
     # The old cookie, replayed, opens nothing.
     replay = console.context()
     replay.add_cookies([{**cookie}])
