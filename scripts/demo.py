@@ -1,7 +1,8 @@
 """`make demo`: a coordinator on SQLite with a local enrolled agent, ready to look at.
 
-State lives in ./demo-data, so a second run reuses the same accounts and agent.
-Stop with Ctrl+C.
+State lives in ./demo-data, so a second run reuses the same accounts and agent. The
+first run also opens an example ticket from the agent, as a user clicking Get help
+would. Stop with Ctrl+C.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pyotp
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "demo-data"
@@ -37,9 +40,8 @@ def cli(*args: str, input: str | None = None) -> str:
 
 
 def coordinator_cli(*args: str, input: str | None = None) -> str:
-    return cli(
-        str(BIN / "backdesk-coordinator"), *args, "--data-dir", str(COORDINATOR_DIR), input=input
-    )
+    command = [str(BIN / "backdesk-coordinator"), *args, "--data-dir", str(COORDINATOR_DIR)]
+    return cli(*command, input=input)
 
 
 def ensure_login() -> dict[str, str]:
@@ -47,17 +49,23 @@ def ensure_login() -> dict[str, str]:
         return dict(json.loads(LOGIN_FILE.read_text()))
     step("Creating the demo administrator")
     password = secrets.token_urlsafe(12)
-    coordinator_cli(
+    answer = coordinator_cli(
         "user",
         "add",
         "admin",
         "--role",
         "admin",
         "--password-stdin",
+        "--json",
         input=f"{password}\n{password}\n",
     )
     key = coordinator_cli("apikey", "create", "--user", "admin")
-    login = {"user": "admin", "password": password, "api_key": key}
+    login = {
+        "user": "admin",
+        "password": password,
+        "api_key": key,
+        "totp_uri": json.loads(answer)["totp_uri"],
+    }
     LOGIN_FILE.write_text(json.dumps(login, indent=2))
     LOGIN_FILE.chmod(0o600)
     return login
@@ -69,7 +77,6 @@ def main() -> None:
     login = ensure_login()
 
     step(f"Starting the coordinator on {URL} (SQLite in {COORDINATOR_DIR})")
-    log = (DATA / "coordinator.log").open("a")
     coordinator = subprocess.Popen(
         [
             str(BIN / "backdesk-coordinator"),
@@ -80,16 +87,16 @@ def main() -> None:
             str(PORT),
         ],
         stdout=subprocess.PIPE,
-        stderr=log,
+        stderr=(DATA / "coordinator.log").open("a"),
         text=True,
     )
     assert coordinator.stdout is not None
-    first = coordinator.stdout.readline()
-    if "listening" not in first:
+    if "listening" not in coordinator.stdout.readline():
         sys.exit(f"demo: the coordinator did not start; see {DATA / 'coordinator.log'}")
 
     agent_cli = [str(BIN / "backdesk-agent"), "--config-dir", str(AGENT_DIR)]
-    if not (AGENT_DIR / "agent.json").exists():
+    first_run = not (AGENT_DIR / "agent.json").exists()
+    if first_run:
         step("Enrolling a local agent")
         token = coordinator_cli("token", "create", "--expires", "10m")
         cli(
@@ -106,19 +113,33 @@ def main() -> None:
     agent = subprocess.Popen(
         [*agent_cli, "run"], stdout=(DATA / "agent.log").open("a"), stderr=subprocess.STDOUT
     )
-    time.sleep(1.5)
+    if first_run:
+        step("Asking for help from the agent, as a user would")
+        answer = cli(
+            *agent_cli,
+            "get-help",
+            "--no-gui",
+            "--json",
+            "--message",
+            "My laptop is very slow since this morning\nOutlook takes minutes to open.",
+        )
+        step(f"Ticket {json.loads(answer)['reference']} opened")
+    time.sleep(1)
 
+    totp = pyotp.parse_uri(login["totp_uri"])
     print(
         f"""
 Backdesk is running.
 
   Console       {URL}/
   Certificate   {fingerprint}  (self-signed: your browser will ask you to accept it)
-  Login         {login["user"]} / {login["password"]}
+  Sign in       {login["user"]} / {login["password"]}
+  TOTP          add {login["totp_uri"]}
+                to an authenticator app; the code right now is {totp.now()}
   API key       {login["api_key"]}
 
 Try the API:
-  curl -sk -H "Authorization: Bearer {login["api_key"]}" {URL}/api/v1/devices
+  curl -sk -H "Authorization: Bearer {login["api_key"]}" {URL}/api/v1/tickets
 
 Logs are in {DATA}. Press Ctrl+C to stop.
 """,

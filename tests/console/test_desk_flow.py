@@ -238,7 +238,8 @@ def test_onsite_staff_see_only_what_is_dispatched_to_them(console: Console) -> N
     # Their own ticket: they can work it, but not escalate, dispatch or assign.
     onsite.goto(f"/tickets/{dispatched}")
     actions = onsite.get_by_test_id("actions")
-    expect(actions.locator("button[data-action=resolve]")).to_be_visible()
+    expect(actions.locator("button[data-action=resume]")).to_be_visible()
+    expect(onsite.locator("button[data-action=resolve]")).to_be_visible()
     for absent in ("escalate", "dispatch", "assign", "take", "request-control"):
         expect(onsite.locator(f"[data-action={absent}]")).to_have_count(0)
     onsite.fill("textarea[name=resolution]", "Replaced the DisplayPort cable.")
