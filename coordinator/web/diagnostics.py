@@ -47,6 +47,21 @@ _BYTES = {
 _PERCENT = {"percent", "cpu_percent", "memory_percent"}
 _EPOCH = {"boot_time", "created", "create_time"}
 SEVERITIES = ("critical", "error", "warning", "info")
+LABELS = {
+    "os": "OS",
+    "os_release": "OS release",
+    "os_version": "OS version",
+    "percent": "Used",
+    "pid": "PID",
+    "rss": "Memory (RSS)",
+    "fstype": "File system",
+    "read_only": "Read-only",
+    "uptime_hours": "Uptime (hours)",
+    "load_average": "Load average",
+    "swap_total": "Swap total",
+    "swap_used": "Swap used",
+    "up": "Up",
+}
 
 
 @dataclass
@@ -101,7 +116,8 @@ def show(key: str, value: Any) -> str:
 
 
 def humanize(key: str) -> str:
-    return str(key).replace("_", " ").strip().capitalize() or "—"
+    key = str(key)
+    return LABELS.get(key) or key.replace("_", " ").strip().capitalize() or "—"
 
 
 def section(name: str, data: Any) -> Section:

@@ -212,6 +212,7 @@ async def test_show_returns_when_cancelled(root: Any) -> None:
 
 
 def test_no_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tkinter")
     monkeypatch.setenv("DISPLAY", ":65000")  # no such X server
     with pytest.raises(AgentError, match=r"cannot open the Get-help window.*--no-gui"):
         gui._open_root()

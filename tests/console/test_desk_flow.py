@@ -48,7 +48,7 @@ def _seed_queue(console: Console) -> None:
         ("Printer on floor 2 prints blank pages", "Marc Lambert", "printing", 2, 2),
         ("New starter needs a laptop and an account", "Julie Roux", "account", 3, 3),
     ]:
-        new_ticket(
+        last = new_ticket(
             console,
             subject=subject,
             description=f"{subject}. Reported by phone.",
@@ -58,6 +58,14 @@ def _seed_queue(console: Console) -> None:
             urgency=urgency,
             channel="phone",
         )
+    # One of them is already in a colleague's hands.
+    colleague = console.user("l1", name="chloe.bernard")
+    status, _ = api.request(
+        "POST",
+        f"/api/v1/tickets/{last['reference']}/actions",
+        {"action": "assign", "assignee": colleague.name},
+    )
+    assert status == 200
 
 
 def _confirm(page: Any) -> None:
@@ -76,8 +84,8 @@ def test_l1_takes_and_escalates_an_agent_ticket_and_l2_takes_it(
     )
     assert sent["status"] == "created"
     reference = sent["reference"]
-    l1 = console.user("l1", full_name="Alice Martin")
-    l2 = console.user("l2", full_name="Bruno Keller")
+    l1 = console.user("l1", name="alice.martin", full_name="Alice Martin")
+    l2 = console.user("l2", name="bruno.keller", full_name="Bruno Keller")
 
     # L1 signs in with a TOTP code and lands on their own level's queue.
     page = console.sign_in(l1)
@@ -116,6 +124,7 @@ def test_l1_takes_and_escalates_an_agent_ticket_and_l2_takes_it(
     page.get_by_role("button", name="Add comment").click()
     expect(page.get_by_test_id("flash")).to_have_text("Comment added.")
     expect(page.get_by_test_id("timeline")).to_contain_text("shared by 40 people")
+    page.goto(f"/tickets/{reference}")  # from the top, without the flash
     page.screenshot(path=str(SCREENSHOTS / "console-ticket.png"), full_page=True)
 
     # Escalate to L2 (the page asks first).
