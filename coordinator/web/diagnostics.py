@@ -101,7 +101,7 @@ def show(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
-        if key in _BYTES and value >= 1024:
+        if key in _BYTES:
             return _bytes(float(value))
         if key in _PERCENT:
             return f"{value:g} %"
