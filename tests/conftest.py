@@ -33,6 +33,20 @@ PG_ADMIN_URL = os.environ.get("BACKDESK_TEST_PG", "postgresql://127.0.0.1:5432/t
 IN_CI = os.environ.get("CI") == "true"
 
 
+# Every long-running process a test starts, so that none outlives the session even
+# when a fixture fails half-way through its setup.
+_PROCESSES: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_processes() -> Iterator[None]:
+    yield
+    for process in _PROCESSES:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def run_cli(
     *args: str, input: str | None = None, check: bool = True, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -81,6 +95,7 @@ class Coordinator:
             stderr=log,
             text=True,
         )
+        _PROCESSES.append(self.process)
         assert self.process.stdout is not None
         lines = [self.process.stdout.readline(), self.process.stdout.readline()]
         match = re.search(r"https://127\.0\.0\.1:(\d+)", lines[0])
@@ -196,6 +211,7 @@ class Agent:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        _PROCESSES.append(self.process)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -104,9 +104,7 @@ async def deny(request: web.Request, who: Principal, exc: Forbidden) -> web.Resp
 
 def forbidden(who: Principal, permission: Permission, target: str = "") -> Forbidden:
     return Forbidden(
-        permission.value,
-        f"your role ({who.role}) may not {permission.value.replace('.', ' ').replace('_', ' ')}",
-        target,
+        permission.value, f"Your role ({who.role}) does not allow this ({permission.value}).", target
     )
 
 

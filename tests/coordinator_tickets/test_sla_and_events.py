@@ -23,26 +23,26 @@ def sla_desk(request, tmp_path_factory):
     db = _create_pg_database() if request.param == "postgresql" else None
     c = Coordinator(tmp_path_factory.mktemp("sla") / "coordinator", db=db, extra=FAST)
     c.start()
-    admin = ApiClient(c, c.api_key("admin"))
-    # P5: own within 1 s (breaches at once); P4: own and resolve within 2 s.
-    status, body = admin.request(
-        "PUT",
-        "/api/v1/sla-policies",
-        {
-            "policies": [
-                {"priority": 5, "own_seconds": 1, "resolve_seconds": 3600},
-                {"priority": 4, "own_seconds": 2, "resolve_seconds": 2},
-            ]
-        },
-    )
-    assert status == 200, body
     receiver = Receiver()
     receiver.start()
-    status, hook = admin.request(
-        "POST", "/api/v1/webhooks", {"url": receiver.url(), "events": ["*"]}
-    )
-    assert status == 201, hook
     try:
+        admin = ApiClient(c, c.api_key("admin"))
+        # P5: own within 1 s (breaches at once); P4: own and resolve within 2 s.
+        status, body = admin.request(
+            "PUT",
+            "/api/v1/sla-policies",
+            {
+                "policies": [
+                    {"priority": 5, "own_seconds": 1, "resolve_seconds": 3600},
+                    {"priority": 4, "own_seconds": 2, "resolve_seconds": 2},
+                ]
+            },
+        )
+        assert status == 200, body
+        status, hook = admin.request(
+            "POST", "/api/v1/webhooks", {"url": receiver.url(), "events": ["*"]}
+        )
+        assert status == 201, hook
         yield c, admin, receiver, hook["secret"]
     finally:
         receiver.stop()
