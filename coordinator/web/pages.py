@@ -104,7 +104,9 @@ async def deny(request: web.Request, who: Principal, exc: Forbidden) -> web.Resp
 
 def forbidden(who: Principal, permission: Permission, target: str = "") -> Forbidden:
     return Forbidden(
-        permission.value, f"Your role ({who.role}) does not allow this ({permission.value}).", target
+        permission.value,
+        f"Your role ({who.role}) does not allow this ({permission.value}).",
+        target,
     )
 
 

@@ -300,9 +300,9 @@ def _secure(response: web.StreamResponse | web.HTTPException, private: bool) -> 
         response.headers["Cache-Control"] = "no-store"
 
 
-def refuse(message: str) -> web.Response:
-    """A plain 403 page (CSRF or origin check failed)."""
-    return _error_page(403, "Request refused", message)
+def refuse(message: str, request: web.Request | None = None) -> web.Response:
+    """A 403 page (CSRF or origin check failed)."""
+    return _error_page(403, "Request refused", message, request)
 
 
 @web.middleware
@@ -339,26 +339,34 @@ async def console(request: web.Request, handler: Handler) -> web.StreamResponse:
                 log.warning("refused a %s to %s without a valid CSRF token", request.method, path)
                 response = refuse(
                     "This form is out of date or did not come from Backdesk. "
-                    "Go back, reload the page and try again."
+                    "Go back, reload the page and try again.",
+                    request,
                 )
                 _secure(response, private=True)
                 return response
         response = await handler(request)
     except web.HTTPNotFound:
-        response = _error_page(404, "Not found", "There is no such page.")
+        response = _error_page(404, "Not found", "There is no such page.", request)
     except web.HTTPException as exc:
         _secure(exc, private=True)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, path)
         response = _error_page(
-            500, "Something went wrong", "The error is in the coordinator's log. Try again."
+            500,
+            "Something went wrong",
+            "The error is in the coordinator's log. Try again.",
+            request,
         )
     _secure(response, private=True)
     return response
 
 
-def _error_page(status: int, title: str, message: str) -> web.Response:
-    from .render import page_response
+def _error_page(
+    status: int, title: str, message: str, request: web.Request | None = None
+) -> web.Response:
+    from .render import page_response, render  # render.py imports this module
 
+    if request is not None and current(request) is not None:
+        return render(request, "error.html", status=status, title=title, message=message)
     return page_response("error.html", status=status, title=title, message=message)

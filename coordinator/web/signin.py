@@ -42,9 +42,16 @@ def _next_page(raw: str | None) -> str:
 
 
 def _login_page(
-    status: int = 200, error: str | None = None, name: str = "", next_page: str = ""
+    request: web.Request,
+    status: int = 200,
+    error: str | None = None,
+    name: str = "",
+    next_page: str = "",
 ) -> web.Response:
-    token = secrets.token_urlsafe(24)
+    # Keep the token this browser already has, so two open sign-in tabs both work.
+    token = request.cookies.get(sessions.LOGIN_COOKIE, "")
+    if not 24 <= len(token) <= 64 or not token.replace("-", "").replace("_", "").isalnum():
+        token = secrets.token_urlsafe(24)
     response = page_response(
         "login.html",
         status=status,
@@ -88,7 +95,7 @@ async def home(request: web.Request) -> web.Response:
 async def login_form(request: web.Request) -> web.Response:
     if sessions.current(request) is not None:
         return redirect(_next_page(request.query.get("next")))
-    return _login_page(next_page=_next_page(request.query.get("next")))
+    return _login_page(request, next_page=_next_page(request.query.get("next")))
 
 
 @routes.post("/login")
@@ -127,6 +134,7 @@ async def login(request: web.Request) -> web.Response:
         )
         minutes = max(1, round(wait / 60))
         response = _login_page(
+            request,
             429,
             f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
             name,
@@ -153,7 +161,7 @@ async def login(request: web.Request) -> web.Response:
             name,
             {"reason": reason, "address": address},
         )
-        return _login_page(401, GENERIC_FAILURE, name, next_page)
+        return _login_page(request, 401, GENERIC_FAILURE, name, next_page)
 
     limiter.succeeded(name)
     token = await sessions.open_session(engine, who)

@@ -177,9 +177,7 @@ def test_a_stale_page_gets_the_conflict_as_a_message(console: Console) -> None:
     expect(page_a.get_by_test_id("flash")).to_have_text(f"{reference} taken.")
     # B's page still offers Take: the lifecycle refuses it (409) and B is told why.
     page_b.locator("button[data-action=take]").click()
-    expect(page_b.get_by_test_id("flash")).to_have_text(
-        "Cannot take a ticket that is in progress."
-    )
+    expect(page_b.get_by_test_id("flash")).to_have_text("Cannot take a ticket that is in progress.")
     expect(page_b.get_by_test_id("assignee")).to_have_text(first.name)
     # A resolution is required (the browser checks; the server checks too).
     page_a.eval_on_selector("form:has([data-action=resolve])", "f => f.noValidate = true")
@@ -213,9 +211,7 @@ def test_l1_logs_a_phone_call(console: Console) -> None:
     page.eval_on_selector("form.stack", "f => f.noValidate = true")
     page.fill("input[name=subject]", "Half a ticket")
     page.get_by_role("button", name="Open ticket").click()
-    expect(page.get_by_test_id("form-error")).to_have_text(
-        "Fill in the description and requester."
-    )
+    expect(page.get_by_test_id("form-error")).to_have_text("Fill in the description and requester.")
     expect(page.locator("input[name=subject]")).to_have_value("Half a ticket")
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import quote
+
+from playwright.sync_api import expect
 
 from tests.console.conftest import Console, fill_login
 
@@ -45,7 +48,7 @@ def test_a_session_is_a_secure_cookie_stored_only_as_a_hash(console: Console) ->
     assert bytes(token_hash) == hashlib.sha256(cookie["value"].encode()).digest()
     assert cookie["value"] not in json.dumps([str(v) for v in stored[0]])
     assert csrf_token and csrf_token != cookie["value"]
-    [(actor, target, details)] = [
+    [(_actor, target, details)] = [
         e for e in audit_entries(console, "auth.signed_in") if e[0] == user.name
     ]
     assert target == user.name and details["address"] == "127.0.0.1"
@@ -53,7 +56,7 @@ def test_a_session_is_a_secure_cookie_stored_only_as_a_hash(console: Console) ->
 
 def test_wrong_code_or_password_gets_one_generic_message(fresh_console: Console) -> None:
     console = fresh_console
-    user = console.user("l1")
+    user = console.user("l1", cli=True)
     page = console.context().new_page()
     page.goto("/login")
     fill_login(page, user.name, user.password, user.wrong_code())
@@ -76,7 +79,7 @@ def test_wrong_code_or_password_gets_one_generic_message(fresh_console: Console)
 
 def test_the_code_is_required_and_a_code_is_used_once(fresh_console: Console) -> None:
     console = fresh_console
-    user = console.user("l1")
+    user = console.user("l1", cli=True)
     page = console.context().new_page()
     page.goto("/login")
     # The browser's own checks would stop an empty field: post the form without them.
@@ -97,7 +100,7 @@ def test_six_failures_are_refused_with_429_until_the_window_passes(
     fresh_console: Console,
 ) -> None:
     console = fresh_console
-    user = console.user("l1")
+    user = console.user("l1", cli=True)
     page = console.context().new_page()
     page.goto("/login")
     for _ in range(5):
@@ -117,7 +120,7 @@ def test_six_failures_are_refused_with_429_until_the_window_passes(
     ]
     assert reasons == ["password"] * 5 + ["rate_limited"]
     # Another name from the same address is refused as well (the limit is per address too).
-    other = console.user("l2")
+    other = console.user("l2", cli=True)
     with page.expect_response("**/login") as response:
         fill_login(page, other.name, other.password, other.code())
     assert response.value.status == 429
@@ -246,3 +249,23 @@ def _ticket(console: Console) -> str:
     from tests.console.conftest import new_ticket
 
     return str(new_ticket(console)["reference"])
+
+
+def test_the_sign_in_form_has_its_own_csrf_token_and_no_open_redirect(console: Console) -> None:
+    user = console.user("l1")
+    page = console.context().new_page()
+    page.goto("/login")
+    # A sign-in posted from elsewhere carries no token from our form: refused.
+    response = page.request.post(
+        "/login",
+        form={"name": user.name, "password": user.password, "code": user.code()},
+        max_redirects=0,
+    )
+    assert response.status == 403
+    assert not [c for c in page.context.cookies() if c["name"] == "backdesk_session"]
+    # Where to go after signing in is a path on this site, never another site.
+    for target in ("https://evil.example/x", "//evil.example/x", "/\\evil.example"):
+        page.goto("/login?next=" + quote(target, safe=""))
+        expect(page.locator("input[name=next]")).to_have_value("/queue")
+    page.goto("/login?next=" + quote("/kb?q=vpn", safe=""))
+    expect(page.locator("input[name=next]")).to_have_value("/kb?q=vpn")
