@@ -2,8 +2,6 @@
 
 import re
 
-import pytest
-
 from tests.conftest import ApiClient
 
 
@@ -23,11 +21,6 @@ def act(client: ApiClient, reference: str, action: str, **fields):
     return client.request(
         "POST", f"/api/v1/tickets/{reference}/actions", {"action": action, **fields}
     )
-
-
-@pytest.fixture
-def staff(shared_desk, api):
-    return {role: api(shared_desk, role=role) for role in ("l1", "l2", "l3", "onsite", "admin")}
 
 
 def test_phone_ticket_gets_a_reference_priority_and_due_times(staff):
@@ -118,7 +111,7 @@ def test_l1_cannot_take_a_level_2_ticket(staff):
     assert "escalate" in body["error"]["message"] or "level 2" in body["error"]["message"]
 
 
-def test_dispatch_to_onsite_staff_who_then_see_only_their_tickets(staff, shared_desk):
+def test_dispatch_to_onsite_staff_who_then_see_only_their_tickets(staff):
     users = staff["admin"].get("/api/v1/users")["users"]
     onsite = next(u["name"] for u in users if u["role"] == "onsite")
     dispatched = new_ticket(staff["l1"], subject="Broken monitor")["reference"]

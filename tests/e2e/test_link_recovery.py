@@ -15,7 +15,7 @@ from agent.outbox import Outbox
 from tests.conftest import Agent, ApiClient, Coordinator, wait_for
 from tests.e2e.conftest import devices_by_id, is_online, wait_offline, wait_online
 
-MESSAGES = 200
+MESSAGES = 400
 
 
 def online_agent(coordinator: Coordinator, make_agent, api) -> tuple[Agent, ApiClient]:
@@ -142,7 +142,9 @@ def test_outbox_is_delivered_exactly_once_through_crashes(
         at_crash.append(pending())
         coordinator.start()
         print(f"messages pending at each crash: {at_crash}")
-        assert all(count > 0 for count in at_crash), at_crash
+        # The first crashes must land mid-delivery; the last may find the outbox drained
+        # on a fast machine, and must then lose and duplicate nothing all the same.
+        assert at_crash[0] > 0 and at_crash[1] > 0, at_crash
 
         wait_for(lambda: pending() == 0, timeout=60, what="the outbox to drain")
     finally:
