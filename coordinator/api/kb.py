@@ -14,16 +14,16 @@ helpers are repeated below instead of imported from it.)
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from .. import kb
-from ..errors import ApiError, Conflict, NotFound
+from ..errors import ApiError
 from ..permissions import Permission
 from ..settings import ENGINE
+from . import spec
 from .middleware import require
 from .validation import read_json
 
@@ -35,19 +35,6 @@ MAX_OFFSET = 1_000_000
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-def _domain_errors(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except NotFound as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
-        except Conflict as exc:
-            raise ApiError(409, "conflict", str(exc)) from None
-
-    return wrapper
-
-
 def _article_id(request: web.Request) -> int:
     raw = request.match_info["article_id"]
     if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= kb.MAX_ID:
@@ -55,51 +42,22 @@ def _article_id(request: web.Request) -> int:
     return int(raw)
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"query parameter {name!r} must be an integer from {low} to {high}",
-            field=name,
-        )
-    return int(raw)
-
-
-def _str_param(request: web.Request, name: str, max_length: int) -> str | None:
-    raw = request.query.get(name)
-    if raw is None or not raw.strip():
-        return None
-    if len(raw) > max_length:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"query parameter {name!r} is longer than {max_length} characters",
-            field=name,
-        )
-    return raw
-
-
 @routes.get("/api/v1/kb")
 async def search_articles(request: web.Request) -> web.Response:
     await require(request, Permission.KB_READ, "kb")
-    q = _str_param(request, "q", kb.MAX_QUERY)
+    q = spec.query_str(request, "q", kb.MAX_QUERY)
     if q is not None and len(q.split()) > kb.MAX_TERMS:
         raise ApiError(
             400, "invalid_parameter", f"search with at most {kb.MAX_TERMS} words", field="q"
         )
-    tag = _str_param(request, "tag", kb.MAX_TAG)
-    limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, kb.MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
+    tag = spec.query_str(request, "tag", kb.MAX_TAG)
+    limit = spec.query_int(request, "limit", DEFAULT_LIMIT, 1, kb.MAX_LIMIT)
+    offset = spec.query_int(request, "offset", 0, 0, MAX_OFFSET)
     articles, total = await kb.search(request.app[ENGINE], q, tag, limit, offset)
     return web.json_response({"articles": articles, "total": total})
 
 
 @routes.post("/api/v1/kb")
-@_domain_errors
 async def create_article(request: web.Request) -> web.Response:
     who = await require(request, Permission.KB_WRITE, "kb")
     body = await read_json(request, "KbArticleCreate")
@@ -110,14 +68,12 @@ async def create_article(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/kb/{article_id}")
-@_domain_errors
 async def get_article(request: web.Request) -> web.Response:
     await require(request, Permission.KB_READ, f"kb:{request.match_info['article_id'][:32]}")
     return web.json_response(await kb.get_article(request.app[ENGINE], _article_id(request)))
 
 
 @routes.put("/api/v1/kb/{article_id}")
-@_domain_errors
 async def update_article(request: web.Request) -> web.Response:
     who = await require(request, Permission.KB_WRITE, f"kb:{request.match_info['article_id'][:32]}")
     article_id = _article_id(request)
@@ -134,7 +90,6 @@ async def update_article(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/tickets/{reference}/kb-links")
-@_domain_errors
 async def link_article(request: web.Request) -> web.Response:
     reference = request.match_info["reference"]
     who = await require(request, Permission.KB_WRITE, f"ticket:{reference[:32]}")
@@ -148,7 +103,6 @@ async def link_article(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/tickets/{reference}/kb-article")
-@_domain_errors
 async def article_from_ticket(request: web.Request) -> web.Response:
     reference = request.match_info["reference"]
     who = await require(request, Permission.KB_WRITE, f"ticket:{reference[:32]}")
@@ -162,33 +116,6 @@ async def article_from_ticket(request: web.Request) -> web.Response:
 # --- OpenAPI -------------------------------------------------------------------------
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _ok(schema_ref: str, description: str = "OK") -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
-    }
-
-
-def _body(schema_ref: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
-    }
-
-
-_AUTH_ERRORS = {"401": _error("Missing or invalid API key"), "403": _error("Role not allowed")}
-_BODY_ERRORS = {
-    "400": _error("Malformed body; the message names the field"),
-    "413": _error("Body too large"),
-    "415": _error("Body is not application/json"),
-}
 _ARTICLE_ID = {
     "name": "article_id",
     "in": "path",
@@ -264,18 +191,18 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": _ok("KbArticleList"),
-                "400": _error("Bad query parameter; the message names it"),
-                **_AUTH_ERRORS,
+                "200": spec.ok("KbArticleList"),
+                "400": spec.error("Bad query parameter; the message names it"),
+                **spec.AUTH_ERRORS,
             },
         },
         "post": {
             "summary": "Write a new article",
-            "requestBody": _body("KbArticleCreate"),
+            "requestBody": spec.body("KbArticleCreate"),
             "responses": {
-                "201": _ok("KbArticle", "Created"),
-                **_BODY_ERRORS,
-                **_AUTH_ERRORS,
+                "201": spec.ok("KbArticle", "Created"),
+                **spec.BODY_ERRORS,
+                **spec.AUTH_ERRORS,
             },
         },
     },
@@ -284,21 +211,21 @@ PATHS: dict[str, Any] = {
             "summary": "One article, as Markdown and as safe HTML",
             "parameters": [_ARTICLE_ID],
             "responses": {
-                "200": _ok("KbArticle"),
-                "404": _error("No such article"),
-                **_AUTH_ERRORS,
+                "200": spec.ok("KbArticle"),
+                "404": spec.error("No such article"),
+                **spec.AUTH_ERRORS,
             },
         },
         "put": {
             "summary": "Change an article's title, body or tags",
             "description": "Fields left out stay as they are.",
             "parameters": [_ARTICLE_ID],
-            "requestBody": _body("KbArticleUpdate"),
+            "requestBody": spec.body("KbArticleUpdate"),
             "responses": {
-                "200": _ok("KbArticle"),
-                "404": _error("No such article"),
-                **_BODY_ERRORS,
-                **_AUTH_ERRORS,
+                "200": spec.ok("KbArticle"),
+                "404": spec.error("No such article"),
+                **spec.BODY_ERRORS,
+                **spec.AUTH_ERRORS,
             },
         },
     },
@@ -308,13 +235,13 @@ PATHS: dict[str, Any] = {
             "description": "Idempotent: linking the same article again answers 200 and "
             "changes nothing. A new link adds a `kb_link` event to the ticket's timeline.",
             "parameters": [_REFERENCE],
-            "requestBody": _body("KbLinkCreate"),
+            "requestBody": spec.body("KbLinkCreate"),
             "responses": {
-                "201": _ok("KbLink", "Linked"),
-                "200": _ok("KbLink", "Already linked"),
-                "404": _error("No such ticket or article"),
-                **_BODY_ERRORS,
-                **_AUTH_ERRORS,
+                "201": spec.ok("KbLink", "Linked"),
+                "200": spec.ok("KbLink", "Already linked"),
+                "404": spec.error("No such ticket or article"),
+                **spec.BODY_ERRORS,
+                **spec.AUTH_ERRORS,
             },
         }
     },
@@ -324,13 +251,13 @@ PATHS: dict[str, Any] = {
             "description": "The article's title defaults to the ticket's subject; it is "
             "linked to the ticket.",
             "parameters": [_REFERENCE],
-            "requestBody": _body("KbArticleFromTicket"),
+            "requestBody": spec.body("KbArticleFromTicket"),
             "responses": {
-                "201": _ok("KbArticle", "Created"),
-                "404": _error("No such ticket"),
-                "409": _error("The ticket has no resolution yet"),
-                **_BODY_ERRORS,
-                **_AUTH_ERRORS,
+                "201": spec.ok("KbArticle", "Created"),
+                "404": spec.error("No such ticket"),
+                "409": spec.error("The ticket has no resolution yet"),
+                **spec.BODY_ERRORS,
+                **spec.AUTH_ERRORS,
             },
         }
     },

@@ -12,23 +12,7 @@ import copy
 from typing import Any
 
 from .. import __version__
-
-
-def error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def ok(schema_ref: str, description: str = "OK") -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
-    }
-
-
-AUTH_ERRORS = {"401": error("Missing or invalid API key"), "403": error("Role not allowed")}
+from . import spec
 
 BASE: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -45,7 +29,7 @@ BASE: dict[str, Any] = {
             "get": {
                 "summary": "Liveness check",
                 "security": [],
-                "responses": {"200": ok("Health")},
+                "responses": {"200": spec.ok("Health")},
             }
         },
         "/api/v1/openapi.json": {
@@ -58,7 +42,7 @@ BASE: dict[str, Any] = {
         "/api/v1/devices": {
             "get": {
                 "summary": "List enrolled devices with their presence",
-                "responses": {"200": ok("DeviceList"), **AUTH_ERRORS},
+                "responses": {"200": spec.ok("DeviceList"), **spec.AUTH_ERRORS},
             }
         },
         "/api/v1/devices/{device_id}": {
@@ -73,16 +57,16 @@ BASE: dict[str, Any] = {
                     }
                 ],
                 "responses": {
-                    "200": ok("Device"),
-                    "404": error("No such device"),
-                    **AUTH_ERRORS,
+                    "200": spec.ok("Device"),
+                    "404": spec.error("No such device"),
+                    **spec.AUTH_ERRORS,
                 },
             }
         },
         "/api/v1/users": {
             "get": {
                 "summary": "List technician accounts (admin only)",
-                "responses": {"200": ok("UserList"), **AUTH_ERRORS},
+                "responses": {"200": spec.ok("UserList"), **spec.AUTH_ERRORS},
             },
             "post": {
                 "summary": "Create an account (admin only); the answer holds its TOTP URI, once",
@@ -94,9 +78,9 @@ BASE: dict[str, Any] = {
                 },
                 "responses": {
                     "201": {"description": "Created"},
-                    "400": error("Invalid field"),
-                    "409": error("Name taken"),
-                    **AUTH_ERRORS,
+                    "400": spec.error("Invalid field"),
+                    "409": spec.error("Name taken"),
+                    **spec.AUTH_ERRORS,
                 },
             },
         },
@@ -114,8 +98,8 @@ BASE: dict[str, Any] = {
                 },
                 "responses": {
                     "200": {"description": "The account"},
-                    "404": error("No such user"),
-                    **AUTH_ERRORS,
+                    "404": spec.error("No such user"),
+                    **spec.AUTH_ERRORS,
                 },
             }
         },
@@ -127,8 +111,8 @@ BASE: dict[str, Any] = {
                 ],
                 "responses": {
                     "201": {"description": "{key, user}"},
-                    "404": error("No such user"),
-                    **AUTH_ERRORS,
+                    "404": spec.error("No such user"),
+                    **spec.AUTH_ERRORS,
                 },
             }
         },
@@ -145,8 +129,8 @@ BASE: dict[str, Any] = {
                 },
                 "responses": {
                     "201": {"description": "{token, expires_at, fingerprint}"},
-                    "400": error("Invalid field"),
-                    **AUTH_ERRORS,
+                    "400": spec.error("Invalid field"),
+                    **spec.AUTH_ERRORS,
                 },
             }
         },
@@ -161,7 +145,7 @@ BASE: dict[str, Any] = {
                         "description": "entries with a smaller id",
                     }
                 ],
-                "responses": {"200": {"description": '{"entries": [...]}'}, **AUTH_ERRORS},
+                "responses": {"200": {"description": '{"entries": [...]}'}, **spec.AUTH_ERRORS},
             }
         },
     },

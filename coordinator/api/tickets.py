@@ -13,6 +13,7 @@ from ..settings import ENGINE
 from ..storage.schema import sla_policies
 from ..tickets import service
 from ..tickets.lifecycle import Action, Status
+from . import spec
 from .middleware import require
 from .validation import read_json
 
@@ -20,15 +21,6 @@ routes = web.RouteTableDef()
 
 _STATUS_FILTERS = {s.value for s in Status} | {"open"}
 _QUEUES = ("unanswered", "breaching")
-
-
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise Invalid(f"query parameter {name!r} must be an integer from {low} to {high}", name)
-    return int(raw)
 
 
 @routes.get("/api/v1/tickets")
@@ -46,11 +38,11 @@ async def list_tickets(request: web.Request) -> web.Response:
         who,
         q=query.get("q", "")[:200] or None,
         status=status,
-        level=_int_param(request, "level", 0, 1, 3) or None,
+        level=spec.query_int(request, "level", 0, 1, 3) or None,
         assignee=query.get("assignee", "")[:64] or None,
         queue=queue,
-        limit=_int_param(request, "limit", 50, 1, 200),
-        offset=_int_param(request, "offset", 0, 0, 10**6),
+        limit=spec.query_int(request, "limit", 50, 1, 200),
+        offset=spec.query_int(request, "offset", 0, 0, 10**6),
     )
     return web.json_response({"tickets": found, "total": total})
 
@@ -149,20 +141,6 @@ async def put_sla(request: web.Request) -> web.Response:
 # --- OpenAPI ----------------------------------------------------------------------------
 
 
-def _json(ref: str, description: str = "OK") -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-    }
-
-
-def _body(ref: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-    }
-
-
 _ERR = {"$ref": "#/components/schemas/Error"}
 _ERRORS = {
     code: {"description": text, "content": {"application/json": {"schema": _ERR}}}
@@ -212,52 +190,52 @@ PATHS: dict[str, Any] = {
                 },
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             ],
-            "responses": {"200": _json("TicketList"), **_ERRORS},
+            "responses": {"200": spec.ok("TicketList"), **_ERRORS},
         },
         "post": {
             "summary": "Open a ticket (phone call, e-mail, integration)",
-            "requestBody": _body("TicketCreate"),
-            "responses": {"201": _json("TicketDetail", "Created"), **_ERRORS},
+            "requestBody": spec.body("TicketCreate"),
+            "responses": {"201": spec.ok("TicketDetail", "Created"), **_ERRORS},
         },
     },
     "/api/v1/tickets/{reference}": {
         "get": {
             "summary": "One ticket with its diagnostics, timeline and linked articles",
             "parameters": [_REF],
-            "responses": {"200": _json("TicketDetail"), **_ERRORS},
+            "responses": {"200": spec.ok("TicketDetail"), **_ERRORS},
         },
         "patch": {
             "summary": "Change category, subject, impact/urgency or external references",
             "parameters": [_REF],
-            "requestBody": _body("TicketUpdate"),
-            "responses": {"200": _json("TicketDetail"), **_ERRORS},
+            "requestBody": spec.body("TicketUpdate"),
+            "responses": {"200": spec.ok("TicketDetail"), **_ERRORS},
         },
     },
     "/api/v1/tickets/{reference}/comments": {
         "post": {
             "summary": "Comment on a ticket (the desk's first answer stops the SLA clock)",
             "parameters": [_REF],
-            "requestBody": _body("CommentCreate"),
-            "responses": {"201": _json("TicketDetail", "Created"), **_ERRORS},
+            "requestBody": spec.body("CommentCreate"),
+            "responses": {"201": spec.ok("TicketDetail", "Created"), **_ERRORS},
         }
     },
     "/api/v1/tickets/{reference}/actions": {
         "post": {
             "summary": "Move a ticket through its lifecycle: take, assign, start, wait_for_user, resume, escalate, dispatch, resolve, close, reopen",
             "parameters": [_REF],
-            "requestBody": _body("TicketAction"),
-            "responses": {"200": _json("TicketDetail"), **_ERRORS},
+            "requestBody": spec.body("TicketAction"),
+            "responses": {"200": spec.ok("TicketDetail"), **_ERRORS},
         }
     },
     "/api/v1/sla-policies": {
         "get": {
             "summary": "Service levels per priority",
-            "responses": {"200": _json("SlaPolicies"), **_ERRORS},
+            "responses": {"200": spec.ok("SlaPolicies"), **_ERRORS},
         },
         "put": {
             "summary": "Change service levels (admin)",
-            "requestBody": _body("SlaPolicies"),
-            "responses": {"200": _json("SlaPolicies"), **_ERRORS},
+            "requestBody": spec.body("SlaPolicies"),
+            "responses": {"200": spec.ok("SlaPolicies"), **_ERRORS},
         },
     },
 }

@@ -16,6 +16,7 @@ from ..errors import ApiError
 from ..events import EVENT_TYPES
 from ..permissions import Permission
 from ..settings import ENGINE
+from . import spec
 from .middleware import require
 from .validation import read_json
 
@@ -102,22 +103,6 @@ async def list_deliveries(request: web.Request) -> web.Response:
 # --- OpenAPI ----------------------------------------------------------------------------
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(description: str, schema: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(description, "Error")
-
-
-_AUTH_ERRORS = {
-    "401": _error("Missing or invalid API key"),
-    "403": _error("Role not allowed (admin only)"),
-}
 _ID = {
     "name": "webhook_id",
     "in": "path",
@@ -140,17 +125,17 @@ PATHS: dict[str, Any] = {
             "description": _SIGNING + " The secret is shown only in this response.",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("WebhookCreate")}},
+                "content": {"application/json": {"schema": spec.ref("WebhookCreate")}},
             },
             "responses": {
-                "201": _json("Created; keep the secret", "WebhookCreated"),
-                "400": _error("Invalid body; the field is named"),
-                **_AUTH_ERRORS,
+                "201": spec.ok("WebhookCreated", "Created; keep the secret"),
+                "400": spec.error("Invalid body; the field is named"),
+                **spec.AUTH_ERRORS,
             },
         },
         "get": {
             "summary": "List webhooks with their queue (admin only)",
-            "responses": {"200": _json("OK", "WebhookList"), **_AUTH_ERRORS},
+            "responses": {"200": spec.ok("WebhookList", "OK"), **spec.AUTH_ERRORS},
         },
     },
     "/api/v1/webhooks/{webhook_id}": {
@@ -159,8 +144,8 @@ PATHS: dict[str, Any] = {
             "parameters": [_ID],
             "responses": {
                 "204": {"description": "Deleted"},
-                "404": _error("No such webhook"),
-                **_AUTH_ERRORS,
+                "404": spec.error("No such webhook"),
+                **spec.AUTH_ERRORS,
             },
         }
     },
@@ -177,10 +162,10 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": _json("OK", "WebhookDeliveryList"),
-                "400": _error("Bad limit"),
-                "404": _error("No such webhook"),
-                **_AUTH_ERRORS,
+                "200": spec.ok("WebhookDeliveryList", "OK"),
+                "400": spec.error("Bad limit"),
+                "404": spec.error("No such webhook"),
+                **spec.AUTH_ERRORS,
             },
         }
     },
@@ -253,7 +238,7 @@ SCHEMAS: dict[str, Any] = {
     "WebhookList": {
         "type": "object",
         "required": ["webhooks"],
-        "properties": {"webhooks": {"type": "array", "items": _ref("Webhook")}},
+        "properties": {"webhooks": {"type": "array", "items": spec.ref("Webhook")}},
     },
     "WebhookDelivery": {
         "type": "object",
@@ -272,6 +257,6 @@ SCHEMAS: dict[str, Any] = {
     "WebhookDeliveryList": {
         "type": "object",
         "required": ["deliveries"],
-        "properties": {"deliveries": {"type": "array", "items": _ref("WebhookDelivery")}},
+        "properties": {"deliveries": {"type": "array", "items": spec.ref("WebhookDelivery")}},
     },
 }

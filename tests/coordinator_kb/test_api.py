@@ -223,7 +223,7 @@ def test_unknown_or_malformed_article_ids_are_404(served: Served, article_id: st
 )
 def test_bad_query_parameters_are_400(served: Served, query: str) -> None:
     status, answer = served.client("l1").request("GET", f"/api/v1/kb?{query}")
-    error = assert_error(status, answer, 400, "invalid_parameter")
+    error = assert_error(status, answer, 400, "invalid_field")
     assert error["field"] == query.split("=")[0]
 
 
