@@ -7,6 +7,7 @@ above this module is the same for both: SQLAlchemy Core only, no dialect tricks.
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -54,8 +55,19 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _check_sqlite_path(url: str) -> None:
+    # Say so before the driver tries: aiosqlite's failure leaves a worker thread that
+    # complains after the event loop has closed.
+    database = make_url(url).database
+    if database and database != ":memory:" and not Path(database).parent.is_dir():
+        raise ConfigError(f"cannot use the database: no directory {Path(database).parent}")
+
+
 def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(normalize_url(url), pool_pre_ping=True)
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        _check_sqlite_path(url)
+    engine = create_async_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
