@@ -18,8 +18,9 @@ from .tickets import sla
 from .web.sessions import console as console_pages
 from .webhooks import deliver_in_background
 
-# Bodies of API requests are small JSON documents; agents use the websocket.
-MAX_REQUEST_BODY = 1024 * 1024
+# The largest body: an attachment (10 MiB) with room for its headers. JSON bodies have
+# their own, smaller limit (api/validation.py); agents use the websocket.
+MAX_REQUEST_BODY = 11 * 1024 * 1024
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import select, update
 
-from ..errors import Invalid
+from ..errors import ApiError, Invalid
 from ..permissions import Permission
 from ..settings import ENGINE
 from ..storage.schema import sla_policies
-from ..tickets import service
+from ..tickets import attachments, service
 from ..tickets.lifecycle import Action, Status
 from . import spec
 from .middleware import require
@@ -99,6 +100,43 @@ async def ticket_action(request: web.Request) -> web.Response:
         comment=body.get("comment"),
     )
     return web.json_response(ticket)
+
+
+@routes.post("/api/v1/tickets/{reference}/attachments")
+async def upload_attachment(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_COMMENT)
+    name = request.query.get("name", "")
+    if request.content_length is not None and request.content_length > attachments.MAX_SIZE:
+        raise ApiError(413, "payload_too_large", "attachments are limited to 10 MiB")
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "payload_too_large", "attachments are limited to 10 MiB") from None
+    meta = await attachments.add(
+        request.app[ENGINE], who, request.match_info["reference"], name, request.content_type, data
+    )
+    return web.json_response(meta, status=201)
+
+
+@routes.get("/api/v1/tickets/{reference}/attachments/{attachment_id}")
+async def download_attachment(request: web.Request) -> web.Response:
+    who = await require(request, Permission.TICKET_COMMENT)
+    raw = request.match_info["attachment_id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        raise ApiError(404, "not_found", "no such attachment")
+    meta, data = await attachments.fetch(
+        request.app[ENGINE], who, request.match_info["reference"], int(raw)
+    )
+    return web.Response(
+        body=data,
+        content_type=meta["content_type"],
+        headers={
+            # Always a download, never rendered: an uploaded page cannot run script here.
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(meta['name'])}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
 
 
 @routes.get("/api/v1/sla-policies")
@@ -227,6 +265,39 @@ PATHS: dict[str, Any] = {
             "responses": {"200": spec.ok("TicketDetail"), **_ERRORS},
         }
     },
+    "/api/v1/tickets/{reference}/attachments": {
+        "post": {
+            "summary": "Attach a file (raw body; ?name=FILE; at most 10 MiB)",
+            "parameters": [
+                _REF,
+                {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "responses": {
+                "201": spec.ok("Attachment", "Created"),
+                "413": spec.error("Too large"),
+                **_ERRORS,
+            },
+        }
+    },
+    "/api/v1/tickets/{reference}/attachments/{attachment_id}": {
+        "get": {
+            "summary": "Download an attachment (always as a file, never rendered)",
+            "parameters": [
+                _REF,
+                {
+                    "name": "attachment_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                },
+            ],
+            "responses": {"200": {"description": "The file"}, **_ERRORS},
+        }
+    },
     "/api/v1/sla-policies": {
         "get": {
             "summary": "Service levels per priority",
@@ -277,6 +348,19 @@ _TICKET = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "Attachment": {
+        "type": "object",
+        "required": ["id", "name", "content_type", "size", "sha256"],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "content_type": {"type": "string"},
+            "size": {"type": "integer"},
+            "sha256": {"type": "string"},
+            "uploaded_by": {"type": "string"},
+            "uploaded_at": {"type": "string", "format": "date-time"},
+        },
+    },
     "Ticket": _TICKET,
     "TicketDetail": {
         "allOf": [

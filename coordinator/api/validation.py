@@ -16,6 +16,9 @@ from jsonschema.exceptions import best_match
 
 from ..errors import ApiError
 
+# JSON bodies are small documents; only attachments (raw bodies) may be larger.
+MAX_JSON_BODY = 1024 * 1024
+
 
 @cache
 def _validator(schema_name: str) -> Draft202012Validator:
@@ -48,10 +51,14 @@ def validate(schema_name: str, data: Any) -> dict[str, Any]:
 async def read_json(request: web.Request, schema_name: str) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
+        raise ApiError(413, "payload_too_large", "request body is too large")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "payload_too_large", "request body is too large") from None
+    if len(raw) > MAX_JSON_BODY:
+        raise ApiError(413, "payload_too_large", "request body is too large")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

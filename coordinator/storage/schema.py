@@ -152,6 +152,22 @@ ticket_events = Table(
 )
 Index("ix_ticket_events_ticket", ticket_events.c.ticket_id, ticket_events.c.id)
 
+# Files attached to a ticket (screenshots, logs). Kept in the database so that a backup
+# of it is a backup of everything; the size limit keeps that reasonable.
+ticket_attachments = Table(
+    "ticket_attachments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("uploaded_by", String(64), nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+)
+
 kb_articles = Table(
     "kb_articles",
     metadata,

@@ -22,6 +22,7 @@ from ..clock import isoformat, utcnow
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..permissions import Permission, allowed
 from ..storage.schema import devices, kb_articles, kb_links, ticket_events, tickets, users
+from . import attachments
 from .lifecycle import OPEN_STATUSES, Action, Status, allowed_actions, next_status
 from .priority import PRIORITY_NAMES, priority, service_level
 
@@ -110,7 +111,8 @@ def _visible(viewer: Principal) -> Any:
     return tickets.c.assignee_id == viewer.user_id
 
 
-async def _row(conn: AsyncConnection, reference: str, viewer: Principal | None) -> Row[Any]:
+async def visible_row(conn: AsyncConnection, reference: str, viewer: Principal | None) -> Row[Any]:
+    """The ticket, if ``viewer`` may see it (None: the system); NotFound otherwise."""
     query = _select().where(tickets.c.reference == reference.upper()[:16])
     if viewer is not None:
         query = query.where(_visible(viewer))
@@ -122,7 +124,7 @@ async def _row(conn: AsyncConnection, reference: str, viewer: Principal | None) 
 
 async def get(engine: AsyncEngine, reference: str, viewer: Principal) -> dict[str, Any]:
     async with engine.connect() as conn:
-        row = await _row(conn, reference, viewer)
+        row = await visible_row(conn, reference, viewer)
         timeline = (
             await conn.execute(
                 select(ticket_events)
@@ -137,6 +139,7 @@ async def get(engine: AsyncEngine, reference: str, viewer: Principal) -> dict[st
                 .where(kb_links.c.ticket_id == row.id)
             )
         ).all()
+        files = await attachments.listing(conn, row.id)
         hostname = None
         if row.device_id:
             hostname = (
@@ -149,6 +152,7 @@ async def get(engine: AsyncEngine, reference: str, viewer: Principal) -> dict[st
         {"at": isoformat(e.at), "actor": e.actor, "kind": e.kind, "data": e.data} for e in timeline
     ]
     ticket["kb_articles"] = [{"id": a.id, "title": a.title} for a in articles]
+    ticket["attachments"] = files
     return ticket
 
 
@@ -341,7 +345,7 @@ async def act(
     """Move a ticket through its lifecycle (see lifecycle.TRANSITIONS)."""
     actor = Actor.of(who)
     async with engine.begin() as conn:
-        row = await _row(conn, reference, who)
+        row = await visible_row(conn, reference, who)
         status = Status(row.status)
         _check_role(who, row, action)  # a role refused is told so (403) before any 409
         target = next_status(status, action)
@@ -465,7 +469,7 @@ async def _add_comment(conn: AsyncConnection, row: Row[Any], actor: Actor, body:
 
 async def comment(engine: AsyncEngine, who: Principal, reference: str, body: str) -> dict[str, Any]:
     async with engine.begin() as conn:
-        row = await _row(conn, reference, who)
+        row = await visible_row(conn, reference, who)
         await _add_comment(conn, row, Actor.of(who), body)
         await events.publish(
             conn, "ticket.updated", {**_summary(row.reference, row), "comment": True}
@@ -478,7 +482,7 @@ async def update_fields(
 ) -> dict[str, Any]:
     """Change category, subject, impact/urgency (re-deriving priority and SLA) or external refs."""
     async with engine.begin() as conn:
-        row = await _row(conn, reference, who)
+        row = await visible_row(conn, reference, who)
         changes: dict[str, Any] = {"updated_at": utcnow()}
         for key in ("category", "subject"):
             if key in fields:

@@ -192,3 +192,67 @@ def test_patch_recomputes_priority_and_merges_external_refs(staff):
 def test_unknown_ticket_is_404(staff):
     status, body = staff["l1"].request("GET", "/api/v1/tickets/BD-999999")
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def upload(client, reference, name, data, content_type="application/octet-stream"):
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{client.base}/api/v1/tickets/{reference}/attachments?name={urllib.parse.quote(name)}",
+        data=data,
+        method="POST",
+        headers={"Authorization": f"Bearer {client.key}", "Content-Type": content_type},
+    )
+    try:
+        with urllib.request.urlopen(req, context=client.context, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def download(client, reference, attachment_id):
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{client.base}/api/v1/tickets/{reference}/attachments/{attachment_id}",
+        headers={"Authorization": f"Bearer {client.key}"},
+    )
+    with urllib.request.urlopen(req, context=client.context, timeout=60) as resp:
+        return resp.headers, resp.read()
+
+
+def test_attachments_are_stored_listed_and_served_as_downloads(staff):
+    import hashlib
+
+    ref = new_ticket(staff["l1"])["reference"]
+    page = b"<html><script>alert(1)</script></html>"
+    status, meta = upload(staff["l1"], ref, "../../etc/evil page.html", page, "text/html")
+    assert status == 201, meta
+    assert meta["name"] == "evil page.html" and meta["size"] == len(page)
+    assert meta["sha256"] == hashlib.sha256(page).hexdigest()
+    ticket = staff["l2"].get(f"/api/v1/tickets/{ref}")
+    assert [a["name"] for a in ticket["attachments"]] == ["evil page.html"]
+    assert ticket["timeline"][-1]["kind"] == "attachment"
+    headers, data = download(staff["l2"], ref, meta["id"])
+    assert data == page
+    assert headers["Content-Disposition"].startswith("attachment;")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in headers["Content-Security-Policy"]
+
+
+def test_attachment_limits_and_visibility(staff):
+    ref = new_ticket(staff["l1"])["reference"]
+    status, body = upload(staff["l1"], ref, "empty.txt", b"")
+    assert status == 400 and body["error"]["field"] == "body"
+    status, body = upload(staff["l1"], ref, "huge.bin", b"\0" * (10 * 1024 * 1024 + 1))
+    assert status == 413
+    status, body = upload(staff["l1"], ref, "", b"x")
+    assert status == 400 and body["error"]["field"] == "name"
+    status, body = upload(staff["onsite"], ref, "note.txt", b"x")  # not dispatched to them
+    assert status == 404
+    assert staff["l1"].get(f"/api/v1/tickets/{ref}")["attachments"] == []
+    status, _ = staff["l1"].request("GET", f"/api/v1/tickets/{ref}/attachments/99999")
+    assert status == 404

@@ -227,6 +227,25 @@ def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("full_name", sa.String(length=200), nullable=True))
+    op.create_table(
+        "ticket_attachments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=64), nullable=False),
+        sa.Column("uploaded_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_ticket_attachments_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ticket_attachments")),
+    )
     sla = op.create_table(
         "sla_policies",
         sa.Column("priority", sa.Integer(), autoincrement=False, nullable=False),
@@ -246,6 +265,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sla_policies")
+    op.drop_table("ticket_attachments")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("full_name")
         batch_op.drop_column("totp_secret")
