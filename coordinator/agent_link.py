@@ -150,14 +150,14 @@ class AgentConnection:
     async def _handle(self, event: Event) -> None:
         match event:
             case EnrollmentRequested(token=token, public_key=key, hostname=hostname):
-                result = await enrollment.enroll(
+                enrolled = await enrollment.enroll(
                     self.engine, token, key, hostname, self.link.peer_software
                 )
-                if isinstance(result, ProtocolError):
-                    self.link.fail(result)
+                if isinstance(enrolled, ProtocolError):
+                    self.link.fail(enrolled)
                 else:
-                    log.info("device %s enrolled (%s)", result, hostname)
-                    self.link.accept_enrollment(result)
+                    log.info("device %s enrolled (%s)", enrolled, hostname)
+                    self.link.accept_enrollment(enrolled)
             case AuthenticationRequested(device_id=device_id):
                 self.link.verify_authentication(await devices.public_key(self.engine, device_id))
             case LinkReady(device_id=device_id):
@@ -171,11 +171,11 @@ class AgentConnection:
                 await devices.mark_seen(self.engine, self.device_id)
             case DeliveryReceived(key=key, kind=kind, body=body):
                 assert self.device_id is not None
-                result = await inbox.commit(self.engine, self.device_id, key, kind, body)
-                if isinstance(result, ProtocolError):
-                    await self._refuse(key, kind, result)
+                committed = await inbox.commit(self.engine, self.device_id, key, kind, body)
+                if isinstance(committed, ProtocolError):
+                    await self._refuse(key, kind, committed)
                 else:
-                    self.link.acknowledge(key, result or None)
+                    self.link.acknowledge(key, committed or None)
             case ConnectionFailed():
                 pass  # _process closes the connection with the link's error
 
