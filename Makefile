@@ -9,17 +9,20 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: demo test lint typecheck pytest system-deps bench clean
 
 $(STAMP): pyproject.toml
-	@bash scripts/system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Backdesk and its development tools into $(VENV)..."
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-demo: $(STAMP)
+# Cheap checks each time: a machine may have lost a package the venv still expects.
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: system-deps $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
-test: $(STAMP) lint typecheck pytest
+test: system-deps $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
