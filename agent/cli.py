@@ -122,6 +122,20 @@ async def _get_help(args: argparse.Namespace) -> None:
     _emit(args, asdict(submission), text)
 
 
+def _diagnose(args: argparse.Namespace) -> None:
+    from urllib.parse import urlsplit
+
+    from . import findings
+
+    try:  # an enrolled agent checks that its coordinator's name resolves
+        host = urlsplit(AgentDir(args.config_dir).load_enrollment().coordinator).hostname
+    except (AgentError, ValueError):
+        host = None
+    found, checked = findings.diagnose(dns_name=host)
+    text = "\n".join(findings.render(f) for f in found) or "No problems found."
+    _emit(args, {"findings": [f.to_dict() for f in found], "checked": checked}, text)
+
+
 def _status(args: argparse.Namespace) -> None:
     agent_dir = AgentDir(args.config_dir)
     enrollment = agent_dir.load_enrollment()
@@ -144,6 +158,32 @@ def _status(args: argparse.Namespace) -> None:
         ],
     }
     _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def _inventory(args: argparse.Namespace) -> None:
+    from .inventory import collect
+
+    if args.output is not None:
+        target = Path(args.output)
+        folder = target.parent if str(target.parent) else Path(".")
+        if target.is_dir() or not os.access(folder, os.W_OK):
+            raise AgentError(f"cannot write the inventory to {args.output}: not a writable file")
+    print("Collecting the inventory...", file=sys.stderr, flush=True)
+    try:
+        document = collect()
+    except Exception as exc:  # any collector failure is one sentence, not a traceback
+        raise AgentError(f"the inventory could not be collected: {exc}") from exc
+    result = document if args.format == "glpi" else document["content"]
+    data = json.dumps(result, indent=None if args.format == "glpi" else 2, ensure_ascii=False)
+    if args.output is None:
+        sys.stdout.write(data + "\n")
+        sys.stdout.flush()
+        return
+    try:
+        Path(args.output).write_text(data + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise AgentError(f"cannot write the inventory to {args.output}: {exc.strerror}") from exc
+    print(f"Inventory written to {args.output}", file=sys.stderr, flush=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,6 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-data", action="store_true", help="print all the attached data")
     p.add_argument("-y", "--yes", action="store_true", help="send without asking to confirm")
     p.set_defaults(run=_get_help)
+
+    p = sub.add_parser("diagnose", parents=[common], help="find what is wrong with this machine")
+    p.set_defaults(run=_diagnose)
+
+    p = sub.add_parser(
+        "inventory", help="print this machine's full inventory (GLPI format), offline"
+    )
+    p.add_argument(
+        "--format",
+        choices=("glpi", "json"),
+        default="glpi",
+        help="glpi: the exact GLPI inventory document; json: its content, indented for people",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(run=_inventory, json=False)
 
     p = sub.add_parser("status", parents=[common], help="show enrollment and outbox")
     p.set_defaults(run=_status)

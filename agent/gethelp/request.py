@@ -22,6 +22,8 @@ from websockets.exceptions import WebSocketException
 from ..config import AgentDir
 from ..diagnostics import Section, snapshot
 from ..errors import AgentError, Unreachable
+from ..findings import Finding, count_line, evaluate
+from ..findings import collect as collect_snapshot
 from ..link import LinkLost, Service
 from ..outbox import Outbox
 
@@ -43,6 +45,7 @@ class HelpRequest:
     sections: list[Section]
     excluded: set[str] = field(default_factory=set)
     requester: str = field(default_factory=getpass.getuser)
+    findings: list[Finding] = field(default_factory=list)
 
     @classmethod
     def collect(cls, message: str = "", excluded: set[str] | None = None) -> HelpRequest:
@@ -53,11 +56,21 @@ class HelpRequest:
                 f"unknown section {sorted(unknown)[0]!r}: choose from "
                 + ", ".join(s.name for s in sections)
             )
-        return cls(message, sections, set(excluded or ()))
+        try:
+            findings, _checked = evaluate(collect_snapshot(sections=sections))
+        except Exception:  # a diagnosis bug must never stop a user from asking for help
+            log.exception("could not evaluate findings")
+            findings = []
+        return cls(message, sections, set(excluded or ()), findings=findings)
 
     @property
     def included(self) -> list[Section]:
         return [s for s in self.sections if s.name not in self.excluded]
+
+    @property
+    def included_findings(self) -> list[Finding]:
+        """Findings whose evidence comes from a section the user did not leave out."""
+        return [f for f in self.findings if f.section not in self.excluded]
 
     def body(self, request_id: str) -> dict[str, Any]:
         message = self.message.strip()
@@ -70,12 +83,21 @@ class HelpRequest:
             "requester": self.requester[:200],
             "request_id": request_id,
             "diagnostics": {s.name: s.data for s in self.included},
+            "findings": [f.to_dict() for f in self.included_findings],
             "excluded": sorted(self.excluded),
         }
 
     def summary(self) -> str:
         """What will be sent, as a person reads it."""
         lines = [f"From: {self.requester}", ""]
+        if self.findings:
+            lines.append(f"  {count_line(self.findings)}")
+            for f in self.findings:
+                mark = "  (left out)" if f.section in self.excluded else ""
+                lines.append(f"    {f.severity.upper()}: {f.summary}{mark}")
+        else:
+            lines.append("  Findings: no problems found")
+        lines.append("")
         for s in self.sections:
             mark = "  (left out)" if s.name in self.excluded else ""
             lines.append(f"  {s.title}: {s.summary}{mark}")
