@@ -21,9 +21,10 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import AgentDir, default_config_dir
 from .errors import AgentError
-from .gethelp.request import HelpRequest, submit
-from .link import Service, enroll
 from .outbox import Outbox
+
+# The link (websockets, TLS) and Get help are imported by the commands that use them:
+# `inventory` and `diagnose` start faster without them.
 
 
 def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
@@ -39,6 +40,8 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 async def _enroll(args: argparse.Namespace) -> None:
+    from .link import enroll
+
     agent_dir = AgentDir(args.config_dir)
     if agent_dir.enrollment_path.exists() and not args.force:
         raise AgentError(
@@ -60,6 +63,8 @@ async def _enroll(args: argparse.Namespace) -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from .link import Service
+
     service = Service(AgentDir(args.config_dir))
     task = asyncio.current_task()
     assert task is not None
@@ -92,6 +97,8 @@ def _has_display() -> bool:
 
 
 async def _get_help(args: argparse.Namespace) -> None:
+    from .gethelp.request import HelpRequest, submit
+
     agent_dir = AgentDir(args.config_dir)
     agent_dir.load_enrollment()  # say "enroll first" before asking the user anything
     excluded = {name.strip() for value in args.exclude for name in value.split(",") if name.strip()}
