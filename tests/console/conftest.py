@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to a temporary folder unless BACKDESK_SCREENSHOT_DIR says where (set it to
+# docs/screenshots to refresh the README's pictures): a test run changes no tracked file.
+SCREENSHOTS = Path(os.environ.get("BACKDESK_SCREENSHOT_DIR") or tempfile.gettempdir()) / (
+    "" if os.environ.get("BACKDESK_SCREENSHOT_DIR") else "backdesk-console-screenshots"
+)
 _names = itertools.count(1)
 
 
