@@ -51,6 +51,7 @@ AGENT_PATH = "/ws/agent"
 HANDSHAKE_TIMEOUT = 15.0
 OUTBOX_POLL = 0.5  # other processes (get-help) write to the outbox: look for new work
 MAX_IN_FLIGHT = 32
+INVENTORY_INTERVAL = 6 * 3600
 # Reconnect delays: 0.5 s doubling to 15 s, plus up to 1 s of jitter so a fleet that lost
 # its coordinator does not come back all in the same second.
 BACKOFF = wait_exponential_jitter(multiplier=0.5, max=15.0, jitter=1.0)
@@ -196,6 +197,7 @@ class Service:
 
     async def run(self) -> None:
         self.outbox.put("device.facts", facts.collect())
+        inventory_task = asyncio.create_task(self._inventory_loop(), name="inventory")
         try:
             while True:
                 retrying = AsyncRetrying(
@@ -207,7 +209,26 @@ class Service:
                 # ended, so the next outage starts again from the shortest delay.
                 await retrying(self._session)
         finally:
+            inventory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await inventory_task
             self.outbox.close()
+
+    async def _inventory_loop(self) -> None:
+        """The inventory on start, then every few hours; the outbox gets it only when it
+        changed, as a diff when that is smaller (agent/inventory_upload.py)."""
+        from . import inventory, inventory_upload  # not needed by the other commands
+
+        device_id = self.enrollment.device_id
+        while True:
+            try:
+                document = await asyncio.to_thread(inventory.collect, device_id)
+                await asyncio.to_thread(
+                    inventory_upload.queue, document, device_id, self.dir.root, self.outbox
+                )
+            except Exception:
+                log.exception("could not take the inventory; trying again later")
+            await asyncio.sleep(INVENTORY_INTERVAL)
 
     def _log_retry(self, state: RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import agent_link
 from . import web as console
-from .api import kb, tickets, webhooks
+from .api import inventory, kb, tickets, webhooks
 from .api.middleware import authentication, errors
 from .api.routes import routes
 from .presence import Presence
@@ -41,7 +41,8 @@ def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
     app[ENGINE] = engine
     app[PRESENCE] = Presence()
     app[SOCKETS] = weakref.WeakSet()
-    for table in (routes, tickets.routes, kb.routes, webhooks.routes):
+    # inventory first: /api/v1/devices/export.csv must win over /api/v1/devices/{device_id}
+    for table in (inventory.routes, routes, tickets.routes, kb.routes, webhooks.routes):
         app.router.add_routes(table)
     app.router.add_get("/ws/agent", agent_link.handle)
     console.setup(app)  # the web console: pages at /, static files at /static/

@@ -8,6 +8,7 @@ second row (or a second ticket).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from protocol.errors import ErrorCode, ProtocolError
 
+from . import inventory
 from .clock import utcnow
 from .storage.schema import agent_messages, devices
 from .tickets import service as tickets
@@ -29,6 +31,8 @@ MAX_FACTS_KEYS = 64
 BODY_SCHEMAS: dict[str, dict[str, Any]] = {
     "device.facts": {"type": "object", "maxProperties": MAX_FACTS_KEYS},
     "event": {"type": "object"},
+    # A GLPI inventory, gzip+base64, full or a section-level diff (inventory.py).
+    "inventory": inventory.BODY_SCHEMA,
     "ticket.request": {
         "type": "object",
         "additionalProperties": False,
@@ -68,17 +72,30 @@ async def commit(
     refused = _invalid(kind, body)
     if refused is not None:
         return refused
+    upload: inventory.Upload | None = None
+    if kind == "inventory":
+        try:  # decompress and validate (up to 20 MiB) off the event loop
+            upload = await asyncio.to_thread(inventory.decode, body, device_id)
+        except inventory.Refused as exc:
+            return exc.error
     for _attempt in range(2):
         try:
             async with engine.begin() as conn:
-                return await _commit_once(conn, device_id, key, kind, body)
+                return await _commit_once(conn, device_id, key, kind, body, upload)
         except IntegrityError:
-            continue  # the same key committed concurrently on another connection: read it
+            continue
+        except inventory.Refused as exc:  # rolled back: nothing stored
+            return exc.error  # the same key committed concurrently on another connection: read it
     return ProtocolError(ErrorCode.SERVER_ERROR, "could not store the delivery; retry later")
 
 
 async def _commit_once(
-    conn: AsyncConnection, device_id: str, key: str, kind: str, body: dict[str, Any]
+    conn: AsyncConnection,
+    device_id: str,
+    key: str,
+    kind: str,
+    body: dict[str, Any],
+    upload: inventory.Upload | None = None,
 ) -> dict[str, Any]:
     seen = (
         await conn.execute(
@@ -95,6 +112,10 @@ async def _commit_once(
         await conn.execute(update(devices).where(devices.c.id == device_id).values(facts=body))
     elif kind == "ticket.request":
         result["reference"] = await _open_ticket(conn, device_id, body)
+    elif kind == "inventory":
+        assert upload is not None
+        result = await inventory.store(conn, device_id, upload)
+        body = {k: v for k, v in body.items() if k != "data"}  # the document is kept once
     await conn.execute(
         insert(agent_messages).values(
             device_id=device_id,

@@ -28,11 +28,7 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(SPEC)
 
 
-@routes.get("/api/v1/devices")
-async def list_devices(request: web.Request) -> web.Response:
-    await require(request, Permission.DEVICE_VIEW)
-    found = await devices.list_devices(request.app[ENGINE], request.app[PRESENCE])
-    return web.json_response({"devices": found})
+# GET /api/v1/devices (list and search) lives in api/inventory.py.
 
 
 @routes.get("/api/v1/devices/{device_id}")

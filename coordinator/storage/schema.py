@@ -276,3 +276,62 @@ web_sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# --- inventory ----------------------------------------------------------------------
+
+# The latest GLPI inventory of each device; ``sha256`` is what the agent's next diff
+# names as its base.
+inventories = Table(
+    "inventories",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+# What changed between two inventories of a device, item by item.
+inventory_changes = Table(
+    "inventory_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("section", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("summary", JSON, nullable=False),
+    CheckConstraint("kind IN ('added', 'removed', 'changed')", name="kind"),
+)
+Index("ix_inventory_changes_device", inventory_changes.c.device_id, inventory_changes.c.id)
+
+# One denormalised row per inventoried device (lowercased text, numbers) for the numeric
+# filters and the list, and its search terms: each word of hostname, user, serial, model,
+# CPU, OS and software names (and the parts of a word split at punctuation), hex-encoded
+# so that a prefix search is a plain B-tree range on any database and collation.
+device_search = Table(
+    "device_search",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("hostname", String(253)),
+    Column("user_name", String(200)),
+    Column("serial", String(200)),
+    Column("model", String(200)),
+    Column("cpu", String(200)),
+    Column("os", String(200)),
+    Column("memory_mb", Integer),
+    Column("min_disk_free_mb", Integer),
+    Column("max_battery_wear_pct", Integer),
+)
+Index("ix_device_search_memory", device_search.c.memory_mb)
+Index("ix_device_search_disk_free", device_search.c.min_disk_free_mb)
+Index("ix_device_search_battery_wear", device_search.c.max_battery_wear_pct)
+Index("ix_devices_hostname", devices.c.hostname, devices.c.id)
+
+device_terms = Table(
+    "device_terms",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("term", String(130), primary_key=True),  # hex of at most 64 UTF-8 bytes
+)
+Index("ix_device_terms_term", device_terms.c.term, device_terms.c.device_id)
