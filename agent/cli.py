@@ -14,9 +14,11 @@ import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from . import __version__
 from .config import AgentDir, default_config_dir
@@ -100,14 +102,19 @@ async def _get_help(args: argparse.Namespace) -> None:
     from .gethelp.request import HelpRequest, submit
 
     agent_dir = AgentDir(args.config_dir)
-    agent_dir.load_enrollment()  # say "enroll first" before asking the user anything
+    enrollment = agent_dir.load_enrollment()  # say "enroll first" before asking anything
     excluded = {name.strip() for value in args.exclude for name in value.split(",") if name.strip()}
     if not args.no_gui and _has_display():
         from .gethelp import window
 
         await window.run(agent_dir, args.message or "", excluded, as_json=args.json)
         return
-    request = HelpRequest.collect(_read_message(args), excluded)
+    request = HelpRequest.collect(
+        _read_message(args),
+        excluded,
+        clock_offset=agent_dir.clock_offset(time.time()),
+        dns_name=urlsplit(enrollment.coordinator).hostname,
+    )
     out = sys.stderr if args.json else sys.stdout
     print("This will be sent to the help desk:\n", file=out)
     print(request.summary(), file=out)
@@ -130,15 +137,14 @@ async def _get_help(args: argparse.Namespace) -> None:
 
 
 def _diagnose(args: argparse.Namespace) -> None:
-    from urllib.parse import urlsplit
-
     from . import findings
 
     try:  # an enrolled agent checks that its coordinator's name resolves
         host = urlsplit(AgentDir(args.config_dir).load_enrollment().coordinator).hostname
     except (AgentError, ValueError):
         host = None
-    found, checked = findings.diagnose(dns_name=host)
+    offset = AgentDir(args.config_dir).clock_offset(time.time())
+    found, checked = findings.diagnose(dns_name=host, clock_offset=offset)
     text = "\n".join(findings.render(f) for f in found) or "No problems found."
     _emit(args, {"findings": [f.to_dict() for f in found], "checked": checked}, text)
 

@@ -132,6 +132,26 @@ class AgentDir:
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"{self.enrollment_path} is damaged: {exc}; enroll again") from exc
 
+    # clock: what the service last measured against the coordinator
+
+    @property
+    def clock_path(self) -> Path:
+        return self.root / "clock.json"
+
+    def save_clock_offset(self, offset: float, measured_at: float) -> None:
+        write_private(
+            self.clock_path, json.dumps({"offset": offset, "measured_at": measured_at}).encode()
+        )
+
+    def clock_offset(self, now: float, max_age: float = 86400) -> float | None:
+        """Seconds the coordinator's clock is ahead of ours, if measured recently."""
+        try:
+            data = json.loads(self.clock_path.read_text())
+            offset, at = float(data["offset"]), float(data["measured_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return offset if 0 <= now - at <= max_age else None
+
     def certificate_pem(self) -> str:
         try:
             return self.cert_path.read_text()

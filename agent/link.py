@@ -52,6 +52,7 @@ HANDSHAKE_TIMEOUT = 15.0
 OUTBOX_POLL = 0.5  # other processes (get-help) write to the outbox: look for new work
 MAX_IN_FLIGHT = 32
 INVENTORY_INTERVAL = 6 * 3600
+CLOCK_SAVE_INTERVAL = 600
 # Reconnect delays: 0.5 s doubling to 15 s, plus up to 1 s of jitter so a fleet that lost
 # its coordinator does not come back all in the same second.
 BACKOFF = wait_exponential_jitter(multiplier=0.5, max=15.0, jitter=1.0)
@@ -194,6 +195,7 @@ class Service:
         self.url = pinning.websocket_url(self.enrollment.coordinator, AGENT_PATH)
         self.outbox = outbox or Outbox(agent_dir.outbox_path)
         self.online = asyncio.Event()
+        self._clock_saved_at = 0.0
 
     async def run(self) -> None:
         self.outbox.put("device.facts", facts.collect())
@@ -292,6 +294,18 @@ class Service:
                     if isinstance(event, ConnectionFailed):
                         self._failed(event.error)
 
+    def _note_clock(self, server_time: float) -> None:
+        """Keep the offset to the coordinator's clock for the clock-skew finding (written
+        at most every 10 minutes; the error is at most one round trip)."""
+        now = time.time()
+        if now - self._clock_saved_at < CLOCK_SAVE_INTERVAL:
+            return
+        self._clock_saved_at = now
+        try:
+            self.dir.save_clock_offset(server_time - now, now)
+        except OSError as exc:
+            log.warning("could not save the clock offset: %s", exc)
+
     def _failed(self, error: ProtocolError) -> None:
         if error.code in CREDENTIAL_ERRORS:
             raise EnrollmentRefused(f"the coordinator refused this device: {error.message}")
@@ -341,8 +355,9 @@ class Service:
                             await asyncio.to_thread(self.outbox.remove, key, _refusal(event))
                             in_flight.discard(key)
                             acked.set()
-                        case HeartbeatAcked():
+                        case HeartbeatAcked(server_time=server_time):
                             last_ack = time.monotonic()
+                            self._note_clock(server_time)
                         case ConnectionFailed(error=error):
                             self._failed(error)
 

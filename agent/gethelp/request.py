@@ -48,7 +48,13 @@ class HelpRequest:
     findings: list[Finding] = field(default_factory=list)
 
     @classmethod
-    def collect(cls, message: str = "", excluded: set[str] | None = None) -> HelpRequest:
+    def collect(
+        cls,
+        message: str = "",
+        excluded: set[str] | None = None,
+        clock_offset: float | None = None,
+        dns_name: str | None = None,
+    ) -> HelpRequest:
         sections = snapshot()
         unknown = (excluded or set()) - {s.name for s in sections}
         if unknown:
@@ -57,7 +63,9 @@ class HelpRequest:
                 + ", ".join(s.name for s in sections)
             )
         try:
-            findings, _checked = evaluate(collect_snapshot(sections=sections))
+            findings, _checked = evaluate(
+                collect_snapshot(sections=sections, clock_offset=clock_offset, dns_name=dns_name)
+            )
         except Exception:  # a diagnosis bug must never stop a user from asking for help
             log.exception("could not evaluate findings")
             findings = []

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from ..config import AgentDir
 from ..errors import AgentError
@@ -544,7 +546,14 @@ async def show(root: tk.Tk, request: HelpRequest, send: Submitter) -> GetHelpWin
 
 async def run(agent_dir: AgentDir, message: str, excluded: set[str], as_json: bool = False) -> None:
     """``backdesk-agent get-help`` with a window; prints the result once it is closed."""
-    request = await asyncio.to_thread(HelpRequest.collect, message, excluded)
+    enrollment = agent_dir.load_enrollment()
+    request = await asyncio.to_thread(
+        HelpRequest.collect,
+        message,
+        excluded,
+        agent_dir.clock_offset(time.time()),
+        urlsplit(enrollment.coordinator).hostname,
+    )
     root = _open_root()
     window = await show(root, request, lambda r: submit(agent_dir, r))
     if window.state == "cancelled":

@@ -87,3 +87,14 @@ def test_pinned_context_rejects_a_non_certificate():
 
     with pytest.raises(ssl.SSLError):
         pinned_context("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+
+
+def test_clock_offset_is_kept_and_expires(tmp_path):
+    d = AgentDir(tmp_path / "agent").ensure()
+    assert d.clock_offset(now=1000.0) is None
+    d.save_clock_offset(-130.5, measured_at=1000.0)
+    assert stat.S_IMODE(d.clock_path.stat().st_mode) == 0o600
+    assert d.clock_offset(now=1010.0) == -130.5
+    assert d.clock_offset(now=1000.0 + 86401) is None  # too old to trust
+    d.clock_path.write_text("garbage")
+    assert d.clock_offset(now=1010.0) is None

@@ -17,3 +17,8 @@ def test_enrolled_agent_comes_online(coordinator_any_db, make_agent, api):
     )
     assert device["id"] == result["device_id"] == agent.device_id
     assert device["facts"]["hostname"] == result["hostname"]
+    # The service measured the coordinator's clock (same machine: no skew) for `diagnose`.
+    clock = wait_for(lambda: (agent.config_dir / "clock.json").exists(), 20, what="clock.json")
+    assert clock
+    offset = json.loads((agent.config_dir / "clock.json").read_text())["offset"]
+    assert abs(offset) < 5
