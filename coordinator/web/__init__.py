@@ -7,6 +7,7 @@ pages.py        /queue, /tickets/...: the desk's pages and ticket actions
 diagnostics.py  what an agent attached, shaped for the ticket page
 knowledge.py    /kb: knowledge base search, articles, editing
 users.py        /users: accounts, for administrators
+devices.py      /devices: inventory search and device pages, for on-site staff
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ STATIC = Path(__file__).parent / "static"
 def setup(app: web.Application) -> None:
     """Add the console's pages and static files to ``app`` (its middleware is
     ``sessions.console``, which ``create_app`` puts in the middleware chain)."""
-    from . import knowledge, pages, sessions, signin, users
+    from . import devices, knowledge, pages, sessions, signin, users
 
     sessions.setup(app)
-    for table in (signin.routes, pages.routes, knowledge.routes, users.routes):
+    for table in (signin.routes, pages.routes, devices.routes, knowledge.routes, users.routes):
         app.router.add_routes(table)
     app.router.add_static("/static/", STATIC)
