@@ -890,6 +890,18 @@ def firewalls(root: Path) -> list[dict[str, Any]]:
             rows.append(
                 {"description": "firewalld", "status": "on" if out.strip() == "running" else "off"}
             )
+    if not rows:
+        # No front end: look at netfilter itself. No table loaded and no nftables ruleset
+        # means nothing filters (what FusionInventory reports as "off"); tables we cannot
+        # read are left unsaid rather than guessed.
+        tables = _read(root / "proc/net/ip_tables_names")
+        ruleset = None
+        if root == Path("/") and shutil.which("nft"):
+            ruleset = run(["nft", "list", "ruleset"], timeout=5)
+        if ruleset and "chain" in ruleset:
+            rows.append({"description": "nftables", "status": "on"})
+        elif tables is not None and not tables.strip() and not ruleset:
+            rows.append({"description": "netfilter", "status": "off"})
     return rows
 
 
