@@ -94,17 +94,23 @@ async def create(request: web.Request) -> web.Response:
     return redirect(f"/kb/{article['id']}", "ok", "Article published.")
 
 
+async def _load_article(request: web.Request) -> dict[str, Any] | None:
+    article_id = _article_id(request)
+    if article_id is None:
+        return None
+    try:
+        return await kb.get_article(request.app[ENGINE], article_id)
+    except NotFound:
+        return None
+
+
 @routes.get("/kb/{article_id}")
 async def article_page(request: web.Request) -> web.Response:
     who = signed_in(request).principal
     if not allowed(who.role, Permission.KB_READ):
         return await deny(request, who, forbidden(who, Permission.KB_READ))
-    article_id = _article_id(request)
-    try:
-        if article_id is None:
-            raise NotFound("no such article")
-        article = await kb.get_article(request.app[ENGINE], article_id)
-    except NotFound:
+    article = await _load_article(request)
+    if article is None:
         return not_found(request, "There is no such article.")
     # kb.render_markdown escapes raw HTML and only lets safe links through.
     body_html = Markup(article["html"])  # noqa: S704
@@ -116,12 +122,8 @@ async def edit_form(request: web.Request) -> web.Response:
     who = signed_in(request).principal
     if not allowed(who.role, Permission.KB_WRITE):
         return await deny(request, who, forbidden(who, Permission.KB_WRITE))
-    article_id = _article_id(request)
-    try:
-        if article_id is None:
-            raise NotFound("no such article")
-        article = await kb.get_article(request.app[ENGINE], article_id)
-    except NotFound:
+    article = await _load_article(request)
+    if article is None:
         return not_found(request, "There is no such article.")
     values = {
         "title": article["title"],
