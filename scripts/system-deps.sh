@@ -9,6 +9,9 @@ NEEDED=(
   "gcc:build-essential"
   "Xvfb:xvfb"                 # a real X screen for the agent's windows in tests
   "xdotool:xdotool"           # drives those windows like a person would
+  "xterm:xterm"               # a real X client for remote-session typing tests and bench/
+  "x11vnc:x11vnc"             # the peer bench/ measures remote sessions against
+  "xdpyinfo:x11-utils"
   "chromium:chromium"         # the web console's browser tests (Playwright drives it)
   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core"  # text in screenshots
 )
