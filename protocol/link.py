@@ -19,6 +19,9 @@ Conversation::
     deliver {key, kind, body}      ->    (adapter commits it)
                                    <-    ack {key, result}
                                          or reject {key, code, message}: never acceptable
+                                   <-    session_offer {session_id, ticket, ..., relay_token}
+                                         (the agent answers through its user's consent, on
+                                          the session relay: docs/remote-sessions.md)
 
 Any protocol violation queues an ``error`` message for the peer and a
 :class:`ConnectionFailed` event; the adapter then closes with the error's close code.
@@ -37,6 +40,7 @@ from . import identity
 from .errors import ErrorCode, InvalidState, ProtocolError
 from .frames import SUPPORTED_VERSIONS
 from .messages import (
+    SESSION_SCOPES,
     Ack,
     Authenticate,
     Authenticated,
@@ -50,6 +54,7 @@ from .messages import (
     JSONObject,
     Message,
     Reject,
+    SessionOffer,
     Welcome,
     decode_message,
     encode_message,
@@ -118,6 +123,13 @@ class DeliveryRejected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionOffered(Event):
+    """A technician asks for a session; the agent's own consent decides what happens."""
+
+    offer: SessionOffer
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionFailed(Event):
     """The link is over. ``remote`` is True when the peer sent the error."""
 
@@ -164,6 +176,7 @@ AGENT_TRANSITIONS: dict[tuple[AgentState, type[Message]], str] = {
     (AgentState.READY, HeartbeatAck): "_on_heartbeat_ack",
     (AgentState.READY, Ack): "_on_ack",
     (AgentState.READY, Reject): "_on_reject",
+    (AgentState.READY, SessionOffer): "_on_session_offer",
 }
 
 
@@ -355,6 +368,10 @@ class CoordinatorLink(_Link):
         self._require(CoordinatorState.READY)
         self._send(Reject(key, error.code.value, error.message[:500]))
 
+    def offer_session(self, offer: SessionOffer) -> None:
+        self._require(CoordinatorState.READY)
+        self._send(offer)
+
     def set_server_time(self, now: float) -> None:
         self._server_time = now
 
@@ -459,3 +476,9 @@ class AgentLink(_Link):
 
     def _on_reject(self, message: Reject) -> None:
         self._events.append(DeliveryRejected(message.key, message.code, message.message))
+
+    def _on_session_offer(self, message: SessionOffer) -> None:
+        if message.scope not in SESSION_SCOPES:
+            self.fail(ProtocolError(ErrorCode.INVALID_MESSAGE, f"unknown scope {message.scope!r}"))
+            return
+        self._events.append(SessionOffered(message))

@@ -184,6 +184,28 @@ class Reject(Message):
 
 @_message
 @dataclass(frozen=True, slots=True)
+class SessionOffer(Message):
+    """A technician asks for a remote session (coordinator to agent). This grants
+    nothing: the agent asks its user (or applies its own local policy), and only joins
+    the relay at ``/ws/relay/<session_id>`` with the one-time ``relay_token``. See
+    docs/remote-sessions.md."""
+
+    TYPE = "session_offer"
+    session_id: Annotated[str, MaxLen(64)]
+    ticket: Annotated[str, MaxLen(32)]
+    subject: Annotated[str, MaxLen(200)]
+    technician: Annotated[str, MaxLen(100)]
+    role: Annotated[str, MaxLen(16)]
+    scope: Annotated[str, MaxLen(8)]
+    relay_token: Key32
+    expires_at: Timestamp
+
+
+SESSION_SCOPES = ("view", "control")
+
+
+@_message
+@dataclass(frozen=True, slots=True)
 class Error(Message):
     """Sent before closing, so the peer can show the reason to a person."""
 

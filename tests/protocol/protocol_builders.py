@@ -37,6 +37,7 @@ from protocol.messages import (
     Message,
     Range,
     Reject,
+    SessionOffer,
     Welcome,
     encode_message,
     message_types,
@@ -289,6 +290,28 @@ EXAMPLES: dict[str, list[Message]] = {
     "reject": [
         Reject(key="k-1", code="invalid_message", message="unknown delivery kind 'x'"),
         Reject(key="k" * 64, code="c" * 64, message="m" * 500),
+    ],
+    "session_offer": [
+        SessionOffer(
+            session_id="s-1",
+            ticket="BD-000001",
+            subject="Écran noir",
+            technician="Ada",
+            role="l2",
+            scope="control",
+            relay_token=b"\x01" * 32,
+            expires_at=1_700_000_000.0,
+        ),
+        SessionOffer(
+            session_id="s" * 64,
+            ticket="t" * 32,
+            subject="x" * 200,
+            technician="n" * 100,
+            role="r" * 16,
+            scope="view",
+            relay_token=b"\xff" * 32,
+            expires_at=1e11,
+        ),
     ],
     "error": [
         Error(code="bad_token", message="token already used"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from protocol.link import (
     HeartbeatAcked,
     HeartbeatReceived,
     LinkReady,
+    SessionOffered,
 )
 from protocol.messages import (
     Authenticate,
@@ -651,6 +653,7 @@ AGENT_ACCEPTS: dict[tuple[str, str], tuple[Message, AgentState]] = {
     ("ready", "heartbeat_ack"): (sample("heartbeat_ack"), AgentState.READY),
     ("ready", "ack"): (sample("ack"), AgentState.READY),
     ("ready", "reject"): (sample("reject"), AgentState.READY),
+    ("ready", "session_offer"): (sample("session_offer"), AgentState.READY),
 }
 
 
@@ -1032,3 +1035,20 @@ def test_events_are_plain_values() -> None:
     assert issubclass(ConnectionFailed, Event)
     with pytest.raises(AttributeError):
         LinkReady("d", 1.0).device_id = "x"  # type: ignore[misc]
+
+
+def test_agent_refuses_a_session_offer_with_an_unknown_scope() -> None:
+    agent = AGENT_IN["ready"][1]()
+    offer = dataclasses.replace(sample("session_offer"), scope="admin")
+    agent.receive_data(encode_message(offer))
+    assert agent.state is AgentState.FAILED
+    assert agent.error is not None and "scope" in agent.error.message
+    assert not [e for e in agent.events_received() if isinstance(e, SessionOffered)]
+
+
+def test_a_session_offer_reaches_the_agent_as_an_event_and_grants_nothing() -> None:
+    agent = AGENT_IN["ready"][1]()
+    offer = sample("session_offer")
+    agent.receive_data(encode_message(offer))
+    assert agent.events_received() == [SessionOffered(offer)]
+    assert agent.data_to_send() == []  # the answer is the user's, on the relay
