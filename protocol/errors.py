@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     SERVER_ERROR = "server_error"
     GOING_AWAY = "going_away"
+    SESSION_CRYPTO = "session_crypto"
 
 
 # Websocket close codes (RFC 6455, 7.4.1): 1002 protocol error, 1008 policy violation,
@@ -58,6 +59,7 @@ _CLOSE_CODES: dict[ErrorCode, int] = {
     ErrorCode.HEARTBEAT_TIMEOUT: 1008,
     ErrorCode.SERVER_ERROR: 1011,
     ErrorCode.GOING_AWAY: 1001,
+    ErrorCode.SESSION_CRYPTO: 1008,
 }
 
 # Errors after which retrying with the same credentials cannot succeed.
