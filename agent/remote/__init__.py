@@ -1,0 +1,1 @@
+"""Remote sessions on the endpoint: consent, banner, policy, screen capture, input injection."""
