@@ -27,8 +27,10 @@ from protocol.link import (
     HeartbeatReceived,
     LinkReady,
 )
+from protocol.messages import SessionOffer
 
 from . import audit, devices, enrollment, inbox
+from .remote.relay import HUB
 from .settings import ENGINE, PRESENCE, SETTINGS, SOCKETS
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class AgentConnection:
         if self.device_id is not None and self.online:
             self.online = False
             self.presence.disconnected(self.device_id)
+            self.app[HUB].agent_offline(self.device_id, self)
             log.info("device %s offline", self.device_id)
 
     async def _process(self) -> bool:
@@ -131,6 +134,13 @@ class AgentConnection:
     async def _flush(self) -> None:
         for data in self.link.data_to_send():
             await self.ws.send_bytes(data)
+
+    async def offer_session(self, offer: SessionOffer) -> None:
+        """Send a technician's session request to this agent (coordinator.remote)."""
+        if not self.online or self.ws.closed or self.link.state is not CoordinatorState.READY:
+            raise ConnectionError("the agent's link is not up")
+        self.link.offer_session(offer)
+        await self._flush()
 
     async def _refuse(self, key: str, kind: str, error: ProtocolError) -> None:
         """A well-formed delivery we will never accept: tell the agent to drop it (so an
@@ -164,6 +174,7 @@ class AgentConnection:
                 self.device_id = device_id
                 self.online = True
                 self.presence.connected(device_id)
+                self.app[HUB].agent_online(device_id, self)
                 await devices.mark_seen(self.engine, device_id, self.link.peer_software)
                 log.info("device %s online from %s", device_id, self.peer)
             case HeartbeatReceived():

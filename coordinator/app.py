@@ -9,10 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import agent_link
 from . import web as console
-from .api import inventory, kb, tickets, webhooks
+from .api import inventory, kb, remote, tickets, webhooks
 from .api.middleware import authentication, errors
 from .api.routes import routes
 from .presence import Presence
+from .remote import relay
 from .settings import ENGINE, PRESENCE, SETTINGS, SOCKETS, Settings
 from .tickets import sla
 from .web.sessions import console as console_pages
@@ -42,9 +43,17 @@ def create_app(engine: AsyncEngine, settings: Settings) -> web.Application:
     app[PRESENCE] = Presence()
     app[SOCKETS] = weakref.WeakSet()
     # inventory first: /api/v1/devices/export.csv must win over /api/v1/devices/{device_id}
-    for table in (inventory.routes, routes, tickets.routes, kb.routes, webhooks.routes):
+    for table in (
+        inventory.routes,
+        routes,
+        tickets.routes,
+        kb.routes,
+        webhooks.routes,
+        remote.routes,
+    ):
         app.router.add_routes(table)
     app.router.add_get("/ws/agent", agent_link.handle)
+    relay.setup(app)  # remote sessions: /ws/viewer/<id>, /ws/relay/<id>
     console.setup(app)  # the web console: pages at /, static files at /static/
     app.cleanup_ctx.append(sla.watchdog)
     app.cleanup_ctx.append(deliver_in_background)  # outbound webhooks

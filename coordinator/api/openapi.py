@@ -238,10 +238,10 @@ BASE: dict[str, Any] = {
 
 
 def _build() -> dict[str, Any]:
-    from . import inventory, kb, tickets, webhooks  # each module's own part of the API
+    from . import inventory, kb, remote, tickets, webhooks  # each module's own part of the API
 
     spec = copy.deepcopy(BASE)
-    for module in (tickets, kb, webhooks, inventory):
+    for module in (tickets, kb, webhooks, inventory, remote):
         spec["paths"].update(module.PATHS)
         spec["components"]["schemas"].update(module.SCHEMAS)
     return spec

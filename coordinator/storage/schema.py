@@ -335,3 +335,35 @@ device_terms = Table(
     Column("term", String(130), primary_key=True),  # hex of at most 64 UTF-8 bytes
 )
 Index("ix_device_terms_term", device_terms.c.term, device_terms.c.device_id)
+
+
+# --- remote sessions ----------------------------------------------------------------
+
+SESSION_STATES = ("pending", "awaiting_consent", "live", "ended")
+
+# A technician's request to view or control a ticket's device, and what became of it.
+# The agent's signed receipts (consent, end) are kept as the agent sent them; they are
+# also in the audit log. Only the relay token's SHA-256 is stored.
+remote_sessions = Table(
+    "remote_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", String(64), ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("technician_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("technician", String(64), nullable=False),
+    Column("scope_requested", String(8), nullable=False),
+    Column("scope", String(8)),  # what the user (or the local policy) granted
+    Column("state", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("relay_token_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("consent", JSON),
+    Column("end_receipt", JSON),
+    CheckConstraint("state IN ('pending', 'awaiting_consent', 'live', 'ended')", name="state"),
+    CheckConstraint("scope_requested IN ('view', 'control')", name="scope_requested"),
+)
+Index("ix_remote_sessions_ticket", remote_sessions.c.ticket_id, remote_sessions.c.created_at)

@@ -19,6 +19,7 @@ from .. import audit, kb
 from ..accounts import Principal, list_users
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..permissions import Permission, allowed
+from ..remote import broker
 from ..settings import ENGINE
 from ..storage.schema import devices
 from ..tickets import service
@@ -340,6 +341,10 @@ async def ticket_page(request: web.Request) -> web.Response:
         can_request_session=open_
         and ticket["device_id"] is not None
         and allowed(who.role, Permission.SESSION_REQUEST),
+        session_blocker=None
+        if ticket.get("assignee") == who.name
+        else "Take the ticket first: only its assignee may ask for a session.",
+        sessions=await broker.for_ticket(engine, ticket["reference"]),
         may_comment=allowed(who.role, Permission.TICKET_COMMENT),
     )
 

@@ -1,0 +1,1 @@
+"""Remote sessions: the broker (who may ask, what was granted) and the relay."""
