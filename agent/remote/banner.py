@@ -17,7 +17,9 @@ agent's asyncio loop. stdin, JSON lines: first ``{"technician", "ticket", "scope
 banner too (the agent is gone, so is the session). stdout, JSON lines: ``{"ready": true,
 "hotkey": bool, "layout": {...}}`` once shown, then ``{"end": "user"}`` or
 ``{"chat": text}`` (the user's reply), and ``{"layout": ...}`` when the banner grows.
-:class:`Banner` is the agent's side; if the banner process dies, it reports an end (``"gone"``): a session nobody can see must stop.
+:class:`Banner` is the agent's side; if the banner process dies, it reports an end
+(``"gone"``): a session nobody can see must stop. ``BACKDESK_NO_GLOBAL_HOTKEY=1`` leaves
+the global hotkey out (it records every key press on the display to spot its own).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -391,6 +394,8 @@ class BannerWindow:
         self.root.after(50, self.poll)
 
     def start_hotkey(self) -> bool:
+        if os.environ.get("BACKDESK_NO_GLOBAL_HOTKEY") == "1":
+            return False
         try:
             from pynput import keyboard
 
