@@ -109,6 +109,6 @@ def load_policy(path: Path) -> Policy:
     value = doc.get("unattended")
     if value is None:
         return Policy()
-    if value not in _RANK:
+    if not isinstance(value, str) or value not in _RANK:
         return _ignored(path, f'unattended = {value!r} is not "view" or "control"')
     return Policy(value, None)
