@@ -204,8 +204,6 @@ class Harness:
         if "/" in name or name.startswith("."):
             raise web.HTTPNotFound()
         path = STATIC / name
-        if not path.is_file() and os.environ.get("DEVSTUBS"):  # TEMPORARY
-            path = Path(os.environ["DEVSTUBS"]) / name
         if not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(path)
