@@ -1,0 +1,733 @@
+"""The screen half of a remote session: capture, damage, motion, encoding (docs/remote-sessions.md).
+
+:class:`ScreenEncoder` grabs one mss monitor and turns each change into a
+:class:`protocol.remote.Frame` whose rects, applied in order on the viewer's canvas,
+reproduce the screen:
+
+1. *Damage*: the new grab is compared with a model of the viewer's canvas (uint32 views,
+   whole-frame ``!=`` then a reduction to 16-px tiles on the changed rows only).
+2. *Motion*: when the damage is large, a few distinctive pixel runs of the new frame are
+   looked up in the canvas (``bytes.find`` over a bounded band). A consistent shift that
+   covers a big rectangle becomes one COPY rect (scrolling, a window being dragged); the
+   canvas model is moved the same way and the damage computed again, so only the newly
+   exposed strips are left.
+3. *Encoding*: dirty tiles are classified from a sample of their pixels: few colours (text,
+   UI) go lossless as palette PNG, busy ones (photos, video) as JPEG at :attr:`quality`.
+   Tiles of each class are merged into tight rects; a solid rect is a FILL.
+4. *Refresh*: a tile sent as JPEG that has not changed for ``refresh_after`` seconds is
+   sent again, lossless if it has few colours, else at ``refresh_quality``, a bounded
+   area per frame, so what stays on screen ends up crisp.
+
+The pointer is not part of the image (mss grabs without it): :meth:`ScreenEncoder.cursor`
+gives a :class:`protocol.remote.Cursor` when it moved, with the shape (XFixes) when the
+shape changed and the X server offers it.
+
+The pure functions (:func:`damage_tiles`, :func:`tiles_to_rects`, :func:`find_moves`,
+:meth:`ScreenEncoder.encode` on arrays) work without a display, for tests.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from protocol.remote import (
+    MAX_PLAINTEXT,
+    Cursor,
+    Encoding,
+    Frame,
+    Monitor,
+    Rect,
+    Screens,
+    copy_data,
+    fill_data,
+)
+
+TILE = 16
+# Below this many changed tiles, motion search is not worth its cost.
+MOTION_MIN_TILES = 24
+# A copy must cover at least this many pixels to be sent.
+MOTION_MIN_AREA = 4096
+# Tiles whose sampled pixels show at most this many colours are "text": lossless.
+LOW_COLOURS = 28
+# Two rects of one class are merged when the merged box wastes at most this many pixels
+# (a JPEG's headers cost about as much as 3000 pixels of photo).
+MERGE_WASTE_JPEG = 3072
+MERGE_WASTE_PNG = 512
+# A JPEG rect is cut into bands of at most this many rows (bounded encode latency/size).
+JPEG_BAND = 256
+_RECT_OVERHEAD = 13
+_FRAME_OVERHEAD = 12
+LOSSLESS = 100
+REFINED = 99  # busy tile sent again at the refresh quality: nothing more to do
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Copy the w x h area at (src_x, src_y) to (x, y)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    src_x: int
+    src_y: int
+
+
+# --- damage -----------------------------------------------------------------------------
+
+
+def damage_tiles(a: np.ndarray, b: np.ndarray, tile: int = TILE) -> np.ndarray | None:
+    """Tiles (bool grid, ceil(h/tile) x ceil(w/tile)) where two uint32 images differ.
+
+    None when they are identical. Only the rows that changed are reduced to tiles.
+    """
+    neq = a != b
+    rows = neq.any(axis=1)
+    if not rows.any():
+        return None
+    return _tiles_from_mask(neq, rows, tile)
+
+
+def _tiles_from_mask(neq: np.ndarray, rows: np.ndarray, tile: int) -> np.ndarray:
+    h, w = neq.shape
+    gh, gw = -(-h // tile), -(-w // tile)
+    grid = np.zeros((gh, gw), bool)
+    changed = np.flatnonzero(rows)
+    t0, t1 = changed[0] // tile, changed[-1] // tile + 1
+    y0, y1 = t0 * tile, min(h, t1 * tile)
+    band = neq[y0:y1]
+    full = (y1 - y0) // tile
+    cols = np.zeros((t1 - t0, gw * tile), bool)
+    if full:
+        cols[:full, :w] = band[: full * tile].reshape(full, tile, w).any(axis=1)
+    if full < t1 - t0:
+        cols[full, :w] = band[full * tile :].any(axis=0)
+    grid[t0:t1] = cols.reshape(t1 - t0, gw, tile).any(axis=2)
+    return grid
+
+
+def tiles_to_rects(grid: np.ndarray, tile: int, width: int, height: int) -> list[Box]:
+    """Cover the true tiles with few rects: runs per tile row, stacked when they align."""
+    rects: list[Box] = []
+    open_: dict[tuple[int, int], list[int]] = {}  # (c0, c1) -> [row0, row1]
+    gh = grid.shape[0]
+    for r in range(gh + 1):
+        runs: set[tuple[int, int]] = set()
+        if r < gh:
+            row = grid[r]
+            if row.any():
+                padded = np.concatenate(([False], row, [False]))
+                edges = np.flatnonzero(padded[1:] != padded[:-1])
+                runs = {(int(edges[i]), int(edges[i + 1])) for i in range(0, len(edges), 2)}
+        for key in list(open_):
+            if key in runs:
+                open_[key][1] = r + 1
+                runs.discard(key)
+            else:
+                r0, r1 = open_.pop(key)
+                rects.append(_clip((key[0], r0, key[1], r1), tile, width, height))
+        for key in runs:
+            open_[key] = [r, r + 1]
+    return rects
+
+
+def _clip(cells: tuple[int, int, int, int], tile: int, width: int, height: int) -> Box:
+    c0, r0, c1, r1 = cells
+    x0, y0 = c0 * tile, r0 * tile
+    return x0, y0, min(width, c1 * tile) - x0, min(height, r1 * tile) - y0
+
+
+def merge_rects(rects: list[Box], waste: int) -> list[Box]:
+    """Greedily merge rects whose bounding box covers at most ``waste`` extra pixels."""
+    rects = list(rects)
+    if len(rects) > 400:  # quadratic below; that many rects means a busy screen anyway
+        return rects
+    merged = True
+    while merged and len(rects) > 1:
+        merged = False
+        for i in range(len(rects)):
+            ax, ay, aw, ah = rects[i]
+            for j in range(i + 1, len(rects)):
+                bx, by, bw, bh = rects[j]
+                x0, y0 = min(ax, bx), min(ay, by)
+                x1, y1 = max(ax + aw, bx + bw), max(ay + ah, by + bh)
+                extra = (x1 - x0) * (y1 - y0) - aw * ah - bw * bh
+                if extra <= waste:
+                    rects[i] = (x0, y0, x1 - x0, y1 - y0)
+                    del rects[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return rects
+
+
+def tighten(neq: np.ndarray, box: Box) -> Box | None:
+    """The smallest box inside ``box`` holding every True of ``neq`` in it."""
+    x, y, w, h = box
+    sub = neq[y : y + h, x : x + w]
+    rows = np.flatnonzero(sub.any(axis=1))
+    if not len(rows):
+        return None
+    cols = np.flatnonzero(sub[rows[0] : rows[-1] + 1].any(axis=0))
+    return (
+        x + int(cols[0]),
+        y + int(rows[0]),
+        int(cols[-1] - cols[0] + 1),
+        int(rows[-1] - rows[0] + 1),
+    )
+
+
+def low_colour_tiles(img: np.ndarray, cells: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """For each (row, col) tile in ``cells``: True when a sample of it has few colours."""
+    if not len(cells):
+        return np.zeros(0, bool)
+    h, w = img.shape
+    step = max(1, tile // 8)
+    offs = np.arange(0, tile, step)
+    ys = np.minimum(cells[:, 0, None] * tile + offs[None, :], h - 1)  # (n, k)
+    xs = np.minimum(cells[:, 1, None] * tile + offs[None, :], w - 1)
+    samples = img[ys[:, :, None], xs[:, None, :]].reshape(len(cells), -1)
+    samples.sort(axis=1)
+    distinct = 1 + np.count_nonzero(samples[:, 1:] != samples[:, :-1], axis=1)
+    return distinct <= LOW_COLOURS
+
+
+# --- motion -----------------------------------------------------------------------------
+
+
+def find_moves(
+    prev: np.ndarray,
+    cur: np.ndarray,
+    box: Box,
+    *,
+    max_shift: int = 384,
+    anchors: int = 6,
+    snippet: int = 48,
+) -> Move | None:
+    """One rectangle of ``cur`` inside ``box`` that is ``prev`` shifted, or None.
+
+    ``prev`` and ``cur`` are uint32 (h, w) images. Distinctive runs of ``snippet`` pixels
+    from changed rows of ``cur`` are searched in ``prev`` within ``max_shift`` rows (and
+    columns); the most frequent shift is checked and grown into the largest rectangle
+    around its anchor where every pixel matches.
+    """
+    _, w = cur.shape
+    bx, by, bw, bh = box
+    if bw < snippet or bh < 8:
+        return None
+    sub_neq = prev[by : by + bh, bx : bx + bw] != cur[by : by + bh, bx : bx + bw]
+    changed_rows = np.flatnonzero(sub_neq.any(axis=1))
+    if len(changed_rows) < 4:
+        return None
+    picks = changed_rows[np.linspace(0, len(changed_rows) - 1, anchors + 2).astype(int)[1:-1]]
+    sx0, sx1 = max(0, bx - max_shift // 3), min(w, bx + bw + max_shift // 3)
+    votes: dict[tuple[int, int], tuple[int, int, int]] = {}
+    misses = 0
+    for ry in picks:
+        y = by + int(ry)
+        line = cur[y, bx : bx + bw]
+        cols = np.flatnonzero(sub_neq[ry])
+        found = False
+        for start in (int(cols[0]), int((cols[0] + cols[-1]) // 2), int(cols[-1]) - snippet + 1):
+            start = min(max(start, 0), bw - snippet)
+            run = line[start : start + snippet]
+            if np.count_nonzero(run[1:] != run[:-1]) < 4:  # flat: matches anywhere
+                continue
+            shift = _search(prev, run, y, max(0, bx - 64), min(w, bx + bw + 64), bx + start, 64)
+            if shift is None:
+                shift = _search(prev, run, y, sx0, sx1, bx + start, max_shift)
+            if shift is not None:
+                n, ax, ay = votes.get(shift, (0, bx + start, y))
+                votes[shift] = (n + 1, ax, ay)
+                found = True
+                break
+        if not found:
+            misses += 1
+            if misses >= 3 and not votes:
+                return None
+    best: Move | None = None
+    for (dx, dy), (_n, ax, ay) in sorted(votes.items(), key=lambda kv: -kv[1][0])[:2]:
+        move = _grow(prev, cur, box, dx, dy, ax, ay, snippet)
+        if move is not None and (best is None or move.w * move.h > best.w * best.h):
+            best = move
+    return best
+
+
+def _search(
+    prev: np.ndarray, run: np.ndarray, y: int, sx0: int, sx1: int, x: int, max_shift: int
+) -> tuple[int, int] | None:
+    """Shift (dx, dy) such that prev[y - dy, x - dx : +len] == run, the nearest row first."""
+    h = prev.shape[0]
+    y0, y1 = max(0, y - max_shift), min(h, y + max_shift + 1)
+    hay = np.ascontiguousarray(prev[y0:y1, sx0:sx1]).tobytes()
+    needle = run.tobytes()
+    row_bytes = (sx1 - sx0) * 4
+    hits: list[tuple[int, int]] = []
+    pos = hay.find(needle)
+    while pos >= 0 and len(hits) < 8:
+        if pos % 4 == 0 and pos % row_bytes + len(needle) <= row_bytes:
+            py, px = divmod(pos // 4, sx1 - sx0)
+            dx, dy = x - (sx0 + px), y - (y0 + py)
+            if (dx, dy) != (0, 0):
+                hits.append((dx, dy))
+        pos = hay.find(needle, pos + 1)
+    if not hits:
+        return None
+    return min(hits, key=lambda s: abs(s[1]) + abs(s[0]))
+
+
+def _grow(
+    prev: np.ndarray, cur: np.ndarray, box: Box, dx: int, dy: int, ax: int, ay: int, run: int
+) -> Move | None:
+    h, w = cur.shape
+    bx, by, bw, bh = box
+    # destination area where the source is on screen too
+    x0, y0 = max(bx, dx), max(by, dy)
+    x1, y1 = min(bx + bw, w + dx), min(by + bh, h + dy)
+    if x1 - x0 < run or y1 - y0 < 4 or not (x0 <= ax < x1 and y0 <= ay < y1):
+        return None
+    eq = cur[y0:y1, x0:x1] == prev[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+    ry, rx = ay - y0, ax - x0
+
+    def span(line: np.ndarray, at: int) -> tuple[int, int]:
+        bad = np.flatnonzero(~line)
+        left = bad[bad < at]
+        right = bad[bad >= at]
+        return (int(left[-1]) + 1 if len(left) else 0), (int(right[0]) if len(right) else len(line))
+
+    c0, c1 = span(eq[ry], rx)
+    if c1 - c0 < run:
+        return None
+    r0, r1 = span(eq[:, c0:c1].all(axis=1), ry)
+    c0, c1 = span(eq[r0:r1].all(axis=0), rx)
+    if (c1 - c0) * (r1 - r0) < MOTION_MIN_AREA:
+        return None
+    return Move(x0 + c0, y0 + r0, c1 - c0, r1 - r0, x0 + c0 - dx, y0 + r0 - dy)
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+
+def encode_png(bgra: np.ndarray) -> bytes:
+    """Lossless PNG of a (h, w, 4) BGRA area: palette when it has at most 256 colours."""
+    h, w = bgra.shape[:2]
+    rgb = Image.frombuffer("RGB", (w, h), np.ascontiguousarray(bgra).tobytes(), "raw", "BGRX", 0, 1)
+    buf = io.BytesIO()
+    colours = rgb.getcolors(256)
+    small = h * w < 65536
+    if colours is None:
+        rgb.save(buf, "PNG", compress_level=6 if small else 1)
+        return buf.getvalue()
+    flat = bgra.view(np.uint32).reshape(-1) & 0xFFFFFF
+    values = np.unique(np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], np.uint32))
+    index = np.searchsorted(values, flat).astype(np.uint8)
+    img = Image.frombuffer("P", (w, h), index.tobytes(), "raw", "P", 0, 1)
+    pal = np.stack([(values >> 16) & 0xFF, (values >> 8) & 0xFF, values & 0xFF], axis=1)
+    img.putpalette(pal.astype(np.uint8).tobytes())
+    n = len(values)
+    bits = 1 if n <= 2 else 2 if n <= 4 else 4 if n <= 16 else 8
+    img.save(buf, "PNG", compress_level=9 if small else 6, bits=bits)
+    return buf.getvalue()
+
+
+def encode_jpeg(bgra: np.ndarray, quality: int) -> bytes:
+    return simplejpeg.encode_jpeg(
+        np.ascontiguousarray(bgra), quality=quality, colorspace="BGRA", colorsubsampling="420"
+    )
+
+
+def _solid(img: np.ndarray, box: Box) -> int | None:
+    x, y, w, h = box
+    sub = img[y : y + h, x : x + w]
+    first = sub[0, 0]
+    return int(first) if (sub == first).all() else None
+
+
+def _fill(value: int) -> bytes:
+    return fill_data((value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF)
+
+
+# --- the encoder ------------------------------------------------------------------------
+
+
+class ScreenEncoder:
+    """Frames for one monitor, each relative to what the viewer already shows.
+
+    ``next_frame()`` grabs and encodes; ``encode(image)`` does the same for a BGRA
+    (h, w, 4) uint8 array (tests, other capture paths). ``quality`` is the JPEG quality of
+    changing content (flow control lowers and raises it); ``reset()`` makes the next frame
+    a full one (a new viewer, a lost frame).
+    """
+
+    def __init__(
+        self,
+        monitor: int = 1,
+        *,
+        quality: int = 70,
+        min_quality: int = 20,
+        max_quality: int = 90,
+        refresh_after: float = 1.0,
+        refresh_quality: int = 70,
+        refresh_area: int = 1920 * 1080 // 6,
+        tile: int = TILE,
+        motion: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        grabber: Any = None,
+    ) -> None:
+        self.min_quality, self.max_quality = min_quality, max_quality
+        self._quality = quality
+        self.quality = quality
+        self.refresh_after = refresh_after
+        self.refresh_quality = refresh_quality
+        self.refresh_area = refresh_area
+        self.tile = tile
+        self.motion = motion
+        self.clock = clock
+        self.seq = 0
+        self._mss = grabber
+        self._monitor = monitor
+        self._canvas: np.ndarray | None = None  # uint32 (h, w): what the viewer shows
+        self._sent_q = np.zeros((0, 0), np.int16)  # per tile: quality it was last sent at
+        self._changed = np.zeros((0, 0), np.float64)  # per tile: when it last changed
+        self._cursor: tuple[int, int] | None = None
+        self._cursor_serial: int | None = None
+        self.stats: dict[str, int] = {}
+
+    # -- settings --
+
+    @property
+    def quality(self) -> int:
+        return self._quality
+
+    @quality.setter
+    def quality(self, value: int) -> None:
+        self._quality = int(min(max(value, self.min_quality), self.max_quality))
+
+    def lower_quality(self, step: int = 10) -> int:
+        self.quality = self._quality - step
+        return self._quality
+
+    @property
+    def monitor(self) -> int:
+        return self._monitor
+
+    def select_monitor(self, index: int) -> None:
+        if not 0 <= index < len(self._grabber().monitors):
+            raise ValueError(f"no monitor {index}")
+        self._monitor = index
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what the viewer shows: the next frame repaints everything."""
+        self._canvas = None
+
+    # -- capture --
+
+    def _grabber(self) -> Any:
+        if self._mss is None:
+            import mss
+
+            factory = getattr(mss, "MSS", None) or mss.mss
+            self._mss = factory()
+        return self._mss
+
+    def geometry(self) -> dict[str, int]:
+        return dict(self._grabber().monitors[self._monitor])
+
+    def screens(self) -> Screens:
+        mons = self._grabber().monitors
+        return Screens(
+            tuple(
+                Monitor(i, m["left"], m["top"], m["width"], m["height"]) for i, m in enumerate(mons)
+            ),
+            self._monitor,
+        )
+
+    def grab(self) -> np.ndarray:
+        """The monitor as a (h, w, 4) BGRA uint8 array (owned: mss allocates each grab)."""
+        shot = self._grabber().grab(self.geometry())
+        return np.frombuffer(shot.raw, np.uint8).reshape(shot.height, shot.width, 4)
+
+    def next_frame(self, budget: int | None = None) -> Frame | None:
+        return self.encode(self.grab(), budget=budget)
+
+    def cursor(self) -> Cursor | None:
+        """The pointer, relative to the monitor, when it moved or changed shape; else None."""
+        mon = self.geometry()
+        x, y = pointer()
+        x = min(max(x - mon["left"], 0), mon["width"] - 1)
+        y = min(max(y - mon["top"], 0), mon["height"] - 1)
+        shape = _cursor_shape(self._cursor_serial)
+        if (x, y) == self._cursor and shape is None:
+            return None
+        self._cursor = (x, y)
+        if shape is None:
+            return Cursor(x, y)
+        self._cursor_serial, hot_x, hot_y, png = shape
+        return Cursor(x, y, hot_x, hot_y, png)
+
+    def close(self) -> None:
+        if self._mss is not None and hasattr(self._mss, "close"):
+            self._mss.close()
+        self._mss = None
+
+    # -- encoding --
+
+    def encode(
+        self, image: np.ndarray, *, now: float | None = None, budget: int | None = None
+    ) -> Frame | None:
+        """The frame that turns the viewer's canvas into ``image``, or None if nothing to do.
+
+        ``budget`` caps the frame's size in bytes (flow control): rects that do not fit
+        stay dirty and go in a later frame. A frame never exceeds the sealed-message limit.
+        """
+        now = self.clock() if now is None else now
+        h, w = image.shape[:2]
+        cur = image.view(np.uint32).reshape(h, w)
+        t = self.tile
+        gh, gw = -(-h // t), -(-w // t)
+        limit = MAX_PLAINTEXT - 1024 if budget is None else min(budget, MAX_PLAINTEXT - 1024)
+        if self._canvas is None or self._canvas.shape != (h, w):
+            self._canvas = np.zeros((h, w), np.uint32)
+            self._sent_q = np.full((gh, gw), LOSSLESS, np.int16)
+            self._changed = np.full((gh, gw), now)
+            grid: np.ndarray | None = np.ones((gh, gw), bool)
+            full = True
+        else:
+            grid = damage_tiles(self._canvas, cur, t)
+            full = False
+        canvas = self._canvas
+        rects: list[Rect] = []
+        size = _FRAME_OVERHEAD
+
+        if grid is not None and not full:
+            self._changed[grid] = now
+            if self.motion and int(grid.sum()) >= MOTION_MIN_TILES:
+                for _ in range(3):
+                    box = _bbox(grid, t, w, h)
+                    move = find_moves(canvas, cur, box)
+                    if move is None:
+                        break
+                    self._apply_move(move, now)
+                    rects.append(
+                        Rect(
+                            move.x,
+                            move.y,
+                            move.w,
+                            move.h,
+                            Encoding.COPY,
+                            copy_data(move.src_x, move.src_y),
+                        )
+                    )
+                    size += _RECT_OVERHEAD + 4
+                    self._count("copy")
+                    grid = damage_tiles(canvas, cur, t)
+                    if grid is None or int(grid.sum()) < MOTION_MIN_TILES:
+                        break
+
+        stale = self._refresh_tiles(now, grid)
+        if grid is None:
+            if stale is None:
+                return self._frame(rects, w, h)
+            grid = np.zeros((gh, gw), bool)
+        cells = np.argwhere(grid)
+        low = low_colour_tiles(cur, cells, t)
+        png_grid = np.zeros_like(grid)
+        png_grid[tuple(cells[low].T)] = True
+        jpeg_grid = grid & ~png_grid
+        fine_grid = np.zeros_like(grid)
+        exact_grid = np.zeros_like(grid)
+        if stale is not None:
+            scells = np.argwhere(stale)
+            slow = low_colour_tiles(cur, scells, t)
+            exact_grid[tuple(scells[slow].T)] = True
+            fine_grid[tuple(scells[~slow].T)] = True
+            good = fine_grid & (self._sent_q >= self.refresh_quality)
+            self._sent_q[good] = REFINED
+            fine_grid &= ~good
+        neq = canvas != cur if not full else None
+        # busy (lossy) first, so exact rects drawn after them win where they touch
+        jobs: list[tuple[Box, str, int]] = []
+        for box in self._rects(jpeg_grid, neq, MERGE_WASTE_JPEG, w, h):
+            jobs.append((box, "jpeg", self._quality))
+        for box in self._rects(fine_grid, None, 0, w, h):
+            jobs.append((box, "fine", max(self.refresh_quality, self._quality)))
+        for box in self._rects(png_grid, neq, MERGE_WASTE_PNG, w, h):
+            jobs.append((box, "png", LOSSLESS))
+        for box in self._rects(exact_grid, None, 0, w, h):
+            jobs.append((box, "png", LOSSLESS))
+        for box, kind, q in jobs:
+            for part, rect, quality in self._encode_box(cur, box, kind, q):
+                if size + _RECT_OVERHEAD + len(rect.data) > limit and rects:
+                    continue  # stays dirty: next frame
+                size += _RECT_OVERHEAD + len(rect.data)
+                rects.append(rect)
+                x, y, rw, rh = part
+                canvas[y : y + rh, x : x + rw] = cur[y : y + rh, x : x + rw]
+                self._mark(part, quality, refined=kind == "fine")
+        return self._frame(rects, w, h)
+
+    def _frame(self, rects: list[Rect], w: int, h: int) -> Frame | None:
+        if not rects:
+            return None
+        frame = Frame(self.seq, self._monitor, w, h, tuple(rects))
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        return frame
+
+    def _count(self, what: str, n: int = 1) -> None:
+        self.stats[what] = self.stats.get(what, 0) + n
+
+    def _rects(
+        self, grid: np.ndarray, neq: np.ndarray | None, waste: int, w: int, h: int
+    ) -> list[Box]:
+        if not grid.any():
+            return []
+        boxes = tiles_to_rects(grid, self.tile, w, h)
+        if neq is not None:
+            tight = [tighten(neq, b) for b in boxes]
+            boxes = [b for b in tight if b is not None]
+        return merge_rects(boxes, waste)
+
+    def _encode_box(
+        self, cur: np.ndarray, box: Box, kind: str, quality: int
+    ) -> list[tuple[Box, Rect, int]]:
+        x, y, w, h = box
+        solid = _solid(cur, box)
+        if solid is not None:
+            self._count("fill")
+            return [(box, Rect(x, y, w, h, Encoding.FILL, _fill(solid)), LOSSLESS)]
+        bgra = cur[y : y + h, x : x + w].view(np.uint8).reshape(h, w, 4)
+        if kind == "png":
+            self._count("png")
+            return [(box, Rect(x, y, w, h, Encoding.PNG, encode_png(bgra)), LOSSLESS)]
+        out = []
+        for part in _bands(box, JPEG_BAND):
+            px, py, pw, ph = part
+            data = encode_jpeg(
+                cur[py : py + ph, px : px + pw].view(np.uint8).reshape(ph, pw, 4), quality
+            )
+            self._count("jpeg")
+            out.append((part, Rect(px, py, pw, ph, Encoding.JPEG, data), quality))
+        return out
+
+    def _mark(self, box: Box, quality: int, *, refined: bool = False) -> None:
+        t = self.tile
+        x, y, w, h = box
+        height, width = self._canvas.shape  # type: ignore[union-attr]
+        c0, r0, c1, r1 = x // t, y // t, -(-(x + w) // t), -(-(y + h) // t)
+        # tiles wholly inside take the new state; edges keep the worse of old and new
+        ic0, ir0 = -(-x // t), -(-y // t)
+        ic1 = (x + w) // t if x + w < width else c1
+        ir1 = (y + h) // t if y + h < height else r1
+        if quality < LOSSLESS:
+            sub = self._sent_q[r0:r1, c0:c1]
+            np.minimum(sub, quality, out=sub)
+        if quality >= LOSSLESS or refined:
+            self._sent_q[ir0:ir1, ic0:ic1] = REFINED if refined else LOSSLESS
+
+    def _apply_move(self, move: Move, now: float) -> None:
+        canvas = self._canvas
+        assert canvas is not None
+        src = canvas[move.src_y : move.src_y + move.h, move.src_x : move.src_x + move.w].copy()
+        canvas[move.y : move.y + move.h, move.x : move.x + move.w] = src
+        # the destination's tiles are as exact as the worst source tile they take pixels from
+        t = self.tile
+        q = self._sent_q
+        gh, gw = q.shape
+        r0, r1 = move.y // t, -(-(move.y + move.h) // t)
+        c0, c1 = move.x // t, -(-(move.x + move.w) // t)
+        rows = np.arange(r0, r1)
+        cols = np.arange(c0, c1)
+        dy, dx = move.y - move.src_y, move.x - move.src_x
+        ys = np.clip(np.stack([(rows * t - dy) // t, (rows * t + t - 1 - dy) // t]), 0, gh - 1)
+        xs = np.clip(np.stack([(cols * t - dx) // t, (cols * t + t - 1 - dx) // t]), 0, gw - 1)
+        worst = np.minimum.reduce(
+            [q[ys[i][:, None], xs[j][None, :]] for i in range(2) for j in range(2)]
+        )
+        q[r0:r1, c0:c1] = np.minimum(worst, q[r0:r1, c0:c1])
+        self._changed[r0:r1, c0:c1] = now
+
+    def _refresh_tiles(self, now: float, dirty: np.ndarray | None) -> np.ndarray | None:
+        """Lossy tiles that stopped changing, at most ``refresh_area`` pixels of them."""
+        if self.refresh_after <= 0 or not (self._sent_q < REFINED).any():
+            return None
+        stale = (self._sent_q < REFINED) & (now - self._changed >= self.refresh_after)
+        if dirty is not None:
+            stale &= ~dirty
+        if not stale.any():
+            return None
+        budget = max(1, self.refresh_area // (self.tile * self.tile))
+        if int(stale.sum()) > budget:
+            rows = np.flatnonzero(stale.any(axis=1))
+            cum = np.cumsum(stale[rows].sum(axis=1))
+            stop = rows[min(len(rows) - 1, int(np.searchsorted(cum, budget)))]
+            stale[stop + 1 :] = False
+        return stale
+
+
+def _bbox(grid: np.ndarray, tile: int, w: int, h: int) -> Box:
+    rows = np.flatnonzero(grid.any(axis=1))
+    cols = np.flatnonzero(grid.any(axis=0))
+    x0, y0 = int(cols[0]) * tile, int(rows[0]) * tile
+    x1, y1 = min(w, (int(cols[-1]) + 1) * tile), min(h, (int(rows[-1]) + 1) * tile)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _bands(box: Box, rows: int) -> list[Box]:
+    x, y, w, h = box
+    return [(x, y + o, w, min(rows, h - o)) for o in range(0, h, rows)]
+
+
+# --- pointer ----------------------------------------------------------------------------
+
+_display: Any = None
+
+
+def _xdisplay() -> Any:
+    global _display
+    if _display is None:
+        from Xlib import display
+
+        _display = display.Display()
+    return _display
+
+
+def pointer() -> tuple[int, int]:
+    """The X pointer's position on the root window (all monitors)."""
+    reply = _xdisplay().screen().root.query_pointer()
+    return int(reply.root_x), int(reply.root_y)
+
+
+def _cursor_shape(known_serial: int | None) -> tuple[int, int, int, bytes] | None:
+    """(serial, hot_x, hot_y, png) of the pointer's image when it differs from the known one.
+
+    XFixes ``GetCursorImage``; None when unchanged or when the server does not offer it.
+    """
+    try:
+        d = _xdisplay()
+        if not d.has_extension("XFIXES"):
+            return None
+        if not getattr(d, "_backdesk_xfixes", False):
+            d.xfixes_query_version()
+            d._backdesk_xfixes = True
+        img = d.xfixes_get_cursor_image(d.screen().root)
+    except Exception:  # an X server without XFixes or an Xlib without it: no shape
+        return None
+    if img.cursor_serial == known_serial or not img.width or not img.height:
+        return None
+    argb = np.asarray(img.cursor_image, np.uint32).reshape(img.height, img.width)
+    rgba = np.stack([(argb >> 16) & 0xFF, (argb >> 8) & 0xFF, argb & 0xFF, argb >> 24], axis=-1)
+    buf = io.BytesIO()
+    Image.fromarray(rgba.astype(np.uint8), "RGBA").save(buf, "PNG")
+    return int(img.cursor_serial), int(img.xhot), int(img.yhot), buf.getvalue()

@@ -1,0 +1,277 @@
+"""The agent's screen pipeline as a candidate for /work/shared/bench/run.sh (x11vnc baseline).
+
+    SB_CANDIDATE="/work/main/.venv/bin/python -m bench.screen_candidate" bash run.sh
+
+run.sh starts it once per workload with ``DISPLAY``, ``SB_WORKLOAD_NAME``,
+``SB_WORKLOAD_CMD`` (started here when measuring begins, stopped with SIGTERM),
+``SB_SECONDS`` and, for ``keyprobe``, ``SB_KEYPROBE_N``. It prints one JSON line:
+``{"tool", "workload", "bytes_per_s", "updates_per_s", ...}`` and for keyprobe
+``"key_to_update_ms": {"median", "p95", ...}``.
+
+The seam: :func:`measure` drives a workload and counts what a *source* delivers; the source
+is anything with the :class:`Source` methods. :class:`LocalSource` runs the whole agent
+side in this process (``ScreenEncoder`` capture and encoding, ``Pacer`` flow control,
+``protocol.e2e.Channel`` sealing, a websocket frame header per message) and acks each frame
+at once, as a viewer on loopback would. A source that goes through the real coordinator,
+agent and a Python viewer implements the same four methods, counting the bytes the viewer
+receives and acking from the viewer.
+
+Figures: ``bytes_per_s`` is wire bytes (sealed message + websocket header, no TLS, like
+the RFB byte count it is compared with), ``updates_per_s`` counts frame and cursor messages
+(x11vnc's pointer-only updates count too), ``frames_per_s`` frames only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.remote.pacing import Pacer
+from agent.remote.screen import ScreenEncoder
+from protocol.remote import Cursor, Frame, encode, encode_frame
+
+try:
+    from protocol.e2e import Channel
+except ImportError:  # pragma: no cover - before protocol.e2e existed
+    Channel = None  # type: ignore[assignment,misc]
+
+SEAL_OVERHEAD = 1 + 4 + 16
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    at: float
+    kind: str  # "frame" | "cursor"
+    nbytes: int
+    pixels: bool  # a frame with at least one rect
+
+
+class Source(Protocol):
+    def settle(self, seconds: float) -> None: ...
+
+    def poll(self, boost: bool = False) -> list[Update]: ...
+
+    def key(self, code: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def ws_header(n: int) -> int:
+    """Bytes of a server-to-client websocket frame header for an n-byte binary message."""
+    return 2 if n < 126 else 4 if n < 65536 else 10
+
+
+class LocalSource:
+    """Capture, encode, pace and seal in this process; acks arrive as soon as sent."""
+
+    def __init__(self, monitor: int = 1, interval: float = 1 / 60) -> None:
+        self.encoder = ScreenEncoder(monitor)
+        self.pacer = Pacer(min_interval=interval * 0.9)
+        self.interval = interval
+        self.channel = None
+        if Channel is not None:
+            self.channel = Channel(
+                "agent", send_key=os.urandom(32), receive_key=os.urandom(32), code="000000"
+            )
+        self._next = 0.0
+        self._injector = None
+
+    def _wire(self, plaintext: bytes) -> int:
+        sealed = (
+            self.channel.seal(plaintext)
+            if self.channel is not None
+            else b"\x03" + bytes(len(plaintext) + SEAL_OVERHEAD - 1)
+        )
+        return len(sealed) + ws_header(len(sealed))
+
+    def poll(self, boost: bool = False) -> list[Update]:
+        now = time.monotonic()
+        if not boost and now < self._next:
+            time.sleep(min(self._next - now, 0.05))
+            return []
+        self._next = max(now, self._next) + self.interval
+        out: list[Update] = []
+        cursor = self.encoder.cursor()
+        if isinstance(cursor, Cursor):
+            out.append(Update(time.monotonic(), "cursor", self._wire(encode(cursor)), False))
+        if not self.pacer.may_send(now):
+            return out
+        self.encoder.quality = self.pacer.quality
+        frame = self.encoder.next_frame(budget=self.pacer.byte_budget())
+        if isinstance(frame, Frame):
+            size = self._wire(encode_frame(frame))
+            at = time.monotonic()
+            self.pacer.sent(frame.seq, size, now)
+            out.append(Update(at, "frame", size, bool(frame.rects)))
+            self.pacer.acked(frame.seq, time.monotonic())  # loopback viewer
+        return out
+
+    def settle(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.poll()
+
+    def key(self, code: str) -> None:
+        from agent.remote.inject import Injector
+        from protocol.remote import Key
+
+        if self._injector is None:
+            self._injector = Injector()
+        self._injector.apply(Key(code, True))
+        self._injector.apply(Key(code, False))
+
+    def close(self) -> None:
+        self.encoder.close()
+        if self._injector is not None:
+            self._injector.close()
+
+
+def start_workload(cmd: str) -> tuple[subprocess.Popen[str], threading.Event]:
+    p = subprocess.Popen(
+        shlex.split(cmd), stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    ready = threading.Event()
+
+    def reader() -> None:
+        assert p.stdout is not None
+        for line in p.stdout:
+            if "READY" in line:
+                ready.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    return p, ready
+
+
+def stop_workload(p: subprocess.Popen[str]) -> None:
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))] if v else None
+
+
+def measure(
+    workload_name: str,
+    workload_cmd: str | None,
+    seconds: float,
+    source: Source,
+    keyprobe: int = 0,
+) -> dict[str, object]:
+    """Run one workload (or ``keyprobe`` key presses) and count what ``source`` delivers."""
+    out: dict[str, object] = {"tool": "backdesk", "workload": workload_name}
+    source.settle(1.0)  # the initial full frame and whatever follows it
+    wl = None
+    if workload_cmd:
+        wl, ready = start_workload(workload_cmd)
+        deadline = time.monotonic() + 30
+        while not ready.is_set() and time.monotonic() < deadline:
+            source.poll()
+        if not ready.is_set():
+            stop_workload(wl)
+            raise SystemExit(f"workload did not become READY: {workload_cmd}")
+    if keyprobe:
+        subprocess.run(
+            ["xdotool", "search", "--name", "^sb-typing$", "windowfocus", "--sync"],
+            timeout=10,
+            check=False,
+        )
+        source.settle(0.5)
+    cpu0 = time.process_time()
+    t_start = time.monotonic()
+    t_end = t_start + seconds
+    updates: list[Update] = []
+    key_lat: list[float] = []
+    try:
+        if keyprobe:
+            gap = seconds / keyprobe
+            for i in range(keyprobe):
+                t_next = t_start + i * gap + ((i * 0.6180339887) % 1.0) * gap * 0.5
+                while time.monotonic() < t_next:
+                    updates += source.poll()
+                tk = time.monotonic()
+                source.key("Enter" if i % 20 == 19 else "KeyX")
+                while time.monotonic() < t_end:
+                    got = source.poll(boost=time.monotonic() - tk < 0.25)
+                    updates += got
+                    hit = [u for u in got if u.kind == "frame" and u.pixels]
+                    if hit:
+                        key_lat.append((hit[0].at - tk) * 1000)
+                        break
+        else:
+            while time.monotonic() < t_end:
+                updates += source.poll()
+    finally:
+        elapsed = time.monotonic() - t_start
+        cpu = (time.process_time() - cpu0) / elapsed * 100
+        if wl is not None:
+            stop_workload(wl)
+    nbytes = sum(u.nbytes for u in updates)
+    frames = [u for u in updates if u.kind == "frame"]
+    sizes = [u.nbytes for u in frames]
+    times = [u.at for u in frames]
+    intervals = [(b - a) * 1000 for a, b in itertools.pairwise(times)]
+    out.update(
+        {
+            "seconds": round(elapsed, 2),
+            "bytes": nbytes,
+            "bytes_per_s": round(nbytes / elapsed),
+            "updates": len(updates),
+            "updates_per_s": round(len(updates) / elapsed, 2),
+            "frames_per_s": round(len(frames) / elapsed, 2),
+            "cursor_per_s": round((len(updates) - len(frames)) / elapsed, 2),
+            "update_bytes_median": statistics.median(sizes) if sizes else 0,
+            "update_bytes_max": max(sizes) if sizes else 0,
+            "interval_ms_median": round(statistics.median(intervals), 1) if intervals else None,
+            "cpu_pct": {"candidate": round(cpu, 1)},
+        }
+    )
+    if isinstance(source, LocalSource):
+        out["encoder"] = dict(source.encoder.stats)
+        out["quality"] = source.pacer.quality
+    if keyprobe:
+        out["key_to_update_ms"] = {
+            "sent": keyprobe,
+            "n": len(key_lat),
+            "median": round(statistics.median(key_lat), 1) if key_lat else None,
+            "p95": round(pct(key_lat, 0.95), 1) if key_lat else None,  # type: ignore[arg-type]
+            "max": round(max(key_lat), 1) if key_lat else None,
+        }
+    return out
+
+
+def main() -> int:
+    name = os.environ.get("SB_WORKLOAD_NAME", "idle")
+    cmd = os.environ.get("SB_WORKLOAD_CMD") or None
+    seconds = float(os.environ.get("SB_SECONDS", "10"))
+    keyprobe = int(os.environ.get("SB_KEYPROBE_N", "0")) if name == "keyprobe" else 0
+    source = LocalSource()
+    try:
+        result = measure(name, None if keyprobe else cmd, seconds, source, keyprobe)
+    finally:
+        source.close()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
