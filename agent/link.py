@@ -37,7 +37,9 @@ from protocol.link import (
     Event,
     HeartbeatAcked,
     LinkReady,
+    SessionOffered,
 )
+from protocol.messages import SessionOffer
 
 from . import __version__, facts, pinning
 from .config import AgentDir, Enrollment
@@ -196,6 +198,9 @@ class Service:
         self.outbox = outbox or Outbox(agent_dir.outbox_path)
         self.online = asyncio.Event()
         self._clock_saved_at = 0.0
+        # At most one remote session at a time; it outlives a link reconnect (it has
+        # its own relay connection) but not the service.
+        self._remote: asyncio.Task[str] | None = None
 
     async def run(self) -> None:
         self.outbox.put("device.facts", facts.collect())
@@ -214,6 +219,11 @@ class Service:
             inventory_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await inventory_task
+            if self._remote is not None:
+                # Stopping the agent ends its session: capture stops, the banner goes.
+                self._remote.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._remote
             self.outbox.close()
 
     async def _inventory_loop(self) -> None:
@@ -231,6 +241,27 @@ class Service:
             except Exception:
                 log.exception("could not take the inventory; trying again later")
             await asyncio.sleep(INVENTORY_INTERVAL)
+
+    def _session_offered(self, offer: SessionOffer) -> None:
+        """Start answering a technician's request (the user decides, not this call)."""
+        if self._remote is not None and not self._remote.done():
+            log.warning("session %s refused: another session is already open", offer.session_id)
+            return
+        from .remote.session import Context, RemoteSession  # only when a session comes
+
+        async def connect(path: str) -> ClientConnection:
+            url = pinning.websocket_url(self.enrollment.coordinator, path)
+            return await _open(url, self.context, self.fingerprint)
+
+        context = Context(
+            device_id=self.enrollment.device_id,
+            key=self.key,
+            config_dir=self.dir.root,
+            connect=connect,
+        )
+        self._remote = asyncio.create_task(
+            RemoteSession(offer, context).run(), name=f"session-{offer.session_id}"
+        )
 
     def _log_retry(self, state: RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0
@@ -358,6 +389,8 @@ class Service:
                         case HeartbeatAcked(server_time=server_time):
                             last_ack = time.monotonic()
                             self._note_clock(server_time)
+                        case SessionOffered(offer=offer):
+                            self._session_offered(offer)
                         case ConnectionFailed(error=error):
                             self._failed(error)
 

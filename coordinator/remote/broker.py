@@ -387,6 +387,15 @@ async def end(
         return await _row(conn, session_id)
 
 
+async def note(
+    engine: AsyncEngine, session_id: str, actor: str, action: str, details: dict[str, Any]
+) -> None:
+    """An audit entry about a session (e.g. input dropped in a view-only session)."""
+    async with engine.begin() as conn:
+        row = await _row(conn, session_id)
+        await audit.append(conn, actor, action, row.reference, {"session": row.id, **details})
+
+
 async def end_orphans(engine: AsyncEngine) -> int:
     """At start: sessions a previous run of this node left open cannot be live."""
     async with engine.connect() as conn:

@@ -22,6 +22,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from protocol.messages import SessionOffer
 
+from ..accounts import Principal, principal_for_api_key
 from ..errors import Conflict, CoordinatorError, Forbidden, Invalid, NotFound
 from ..settings import ENGINE, PRESENCE, SOCKETS
 from ..web import sessions as web_sessions
@@ -65,14 +66,19 @@ class Hub:
 
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
-        self.agents: dict[str, OfferSender] = {}
+        # A device may hold several links at once: its service's, and a short one of
+        # ``get-help``'s. Offers go to the oldest (the service), falling back to the next.
+        self.agents: dict[str, list[OfferSender]] = {}
 
     def agent_online(self, device_id: str, sender: OfferSender) -> None:
-        self.agents[device_id] = sender
+        self.agents.setdefault(device_id, []).append(sender)
 
     def agent_offline(self, device_id: str, sender: OfferSender) -> None:
-        if self.agents.get(device_id) is sender:
-            del self.agents[device_id]
+        senders = self.agents.get(device_id, [])
+        if sender in senders:
+            senders.remove(sender)
+        if not senders:
+            self.agents.pop(device_id, None)
 
 
 HUB = web.AppKey("remote_hub", Hub)
@@ -105,7 +111,6 @@ async def offer(app: web.Application, offer: broker.Offer) -> None:
     delay = max(1.0, (offer.expires_at - broker.utcnow()).total_seconds())
     loop = asyncio.get_running_loop()
     room.expiry = loop.call_later(delay, lambda: asyncio.ensure_future(_expire(app, room)))
-    sender = hub.agents.get(offer.device_id)
     message = SessionOffer(
         session_id=offer.session_id,
         ticket=offer.ticket,
@@ -116,13 +121,13 @@ async def offer(app: web.Application, offer: broker.Offer) -> None:
         relay_token=offer.relay_token,
         expires_at=offer.expires_at.timestamp(),
     )
-    try:
-        if sender is None:
-            raise ConnectionError("no link to the device")
-        await sender.offer_session(message)
-    except (ConnectionError, OSError, RuntimeError) as exc:
-        log.info("session %s: offer not delivered: %s", offer.session_id, exc)
-        await end_room(app, room, "agent_gone", "system")
+    for sender in list(hub.agents.get(offer.device_id, [])):
+        try:
+            await sender.offer_session(message)
+            return
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            log.info("session %s: offer not delivered on one link: %s", offer.session_id, exc)
+    await end_room(app, room, "agent_gone", "system")
 
 
 async def _expire(app: web.Application, room: Room) -> None:
@@ -219,20 +224,34 @@ async def _refuse(ws: web.WebSocketResponse, code: int, reason: str) -> web.WebS
 # --- the technician's browser -----------------------------------------------------------
 
 
+async def _viewer_principal(request: web.Request) -> Principal:
+    """Authenticate before the upgrade: a script's API key, or the console session of a
+    page of ours (browsers send Origin on websockets; another site's page is refused)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, key = header.partition(" ")
+        principal = None
+        if scheme.lower() == "bearer" and key.strip():
+            principal = await principal_for_api_key(request.app[ENGINE], key.strip())
+        if principal is None:
+            raise web.HTTPUnauthorized(text="invalid or revoked API key")
+        return principal
+    session = await web_sessions.lookup(
+        request.app[ENGINE], request.cookies.get(web_sessions.COOKIE, "")
+    )
+    if session is None:
+        raise web.HTTPUnauthorized(text="sign in to the console first")
+    if request.headers.get("Origin") is None or not web_sessions.same_origin(request):
+        raise web.HTTPForbidden(text="cross-origin websocket refused")
+    return session.principal
+
+
 async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
     session_id = request.match_info["session_id"][:32]
     app = request.app
-    # Authenticate before the upgrade: the console session cookie of the technician who
-    # asked for this session, from one of our own pages.
-    token = request.cookies.get(web_sessions.COOKIE, "")
-    who = await web_sessions.lookup(app[ENGINE], token)
-    if who is None:
-        raise web.HTTPUnauthorized(text="sign in to the console first")
-    origin = request.headers.get("Origin")
-    if origin is None or not web_sessions.same_origin(request):
-        raise web.HTTPForbidden(text="cross-origin websocket refused")
+    who = await _viewer_principal(request)
     try:
-        info = await broker.for_viewer(app[ENGINE], session_id, who.principal)
+        info = await broker.for_viewer(app[ENGINE], session_id, who)
     except NotFound:
         raise web.HTTPNotFound(text="no such session") from None
     ws = _prepare()
@@ -304,7 +323,7 @@ async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
         reason = "protocol_error"
     finally:
         if room.viewer is ws:
-            await end_room(app, room, reason, who.principal.name)
+            await end_room(app, room, reason, who.name)
     return ws
 
 
@@ -369,6 +388,19 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
                         reason = row.reason
                         break
                     await _broadcast(room)
+                elif message["type"] == "input_dropped":
+                    # A view-only session got input from the viewer: the agent dropped
+                    # it and says so, so that the attempt is on record.
+                    count = message.get("count")
+                    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                        raise Invalid("input_dropped needs a positive count")
+                    await broker.note(
+                        app[ENGINE],
+                        session_id,
+                        actor,
+                        "session.input_dropped",
+                        {"count": min(count, 10**9)},
+                    )
                 elif message["type"] == "end":
                     given = message.get("reason")
                     reason = given if given in broker.REASONS else "ended_by_user"
