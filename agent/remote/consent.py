@@ -131,7 +131,7 @@ def parse_answer(line: bytes | str, asked: Scope) -> ConsentAnswer:
     return ConsentAnswer("deny", None, reason)
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     """The agent's environment, with this source tree importable by ``-m``."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
@@ -165,7 +165,7 @@ async def ask(request: ConsentRequest, timeout: float = DEFAULT_TIMEOUT) -> Cons
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=_child_env(),
+            env=child_env(),
         )
     except OSError as exc:
         return ConsentAnswer("deny", None, f"the consent dialog could not start: {exc}")
