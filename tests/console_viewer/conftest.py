@@ -35,7 +35,7 @@ from coordinator.web.render import ENV
 from coordinator.web.sessions import SECURITY_HEADERS
 from protocol import remote
 from protocol.e2e import Channel, agent_handshake
-from protocol.errors import ProtocolError
+from protocol.errors import ErrorCode, ProtocolError
 from protocol.identity import public_key_bytes
 from tests.conftest import IN_CI, wait_for
 
@@ -70,6 +70,8 @@ class FakeSession:
     subject: str = "Outlook keeps asking for the password"
     device: str = "PC-FLOOR2-17"
     technician: str = "ada"
+    wrong_key: bool = False  # announce another device key than the one that signs
+    current: str = "pending"  # the state the coordinator last announced
     identity: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     channel: Channel | None = None
     ws: web.WebSocketResponse | None = None
@@ -104,6 +106,8 @@ class FakeSession:
 
     def text(self, doc: dict[str, Any]) -> None:
         async def go() -> None:
+            if doc.get("type") == "state":
+                self.current = doc["state"]
             assert self.ws is not None
             await self.ws.send_str(json.dumps(doc))
 
@@ -129,10 +133,28 @@ class FakeSession:
 
         return bytes(self._run(go))
 
+    def seal_raw(self, plaintext: bytes) -> bytes:
+        """Seal bytes that need not be a valid message."""
+
+        async def go() -> bytes:
+            assert self.channel is not None
+            return self.channel.seal(plaintext)
+
+        return bytes(self._run(go))
+
     def raw(self, data: bytes) -> None:
         async def go() -> None:
             assert self.ws is not None
             await self.ws.send_bytes(data)
+
+        self._run(go)
+
+    def close(self) -> None:
+        """The socket goes away without a word (the coordinator restarting, say)."""
+
+        async def go() -> None:
+            assert self.ws is not None
+            await self.ws.close()
 
         self._run(go)
 
@@ -246,7 +268,9 @@ class Harness:
                 "id": s.id,
                 "ticket": s.ticket,
                 "scope": s.scope,
-                "device_key": base64.b64encode(s.device_key).decode(),
+                "device_key": base64.b64encode(
+                    public_key_bytes(Ed25519PrivateKey.generate()) if s.wrong_key else s.device_key
+                ).decode(),
                 "technician": s.technician,
             }
         )
@@ -260,16 +284,18 @@ class Harness:
                         await ws.send_json({"type": "pong", "t": doc["t"]})
                         continue
                     s.texts.append(doc)
-                    if doc.get("type") == "end":
-                        reason = (
-                            "protocol_error"
-                            if doc.get("reason") == "protocol_error"
-                            else ("ended_by_technician")
-                        )
+                    if doc.get("type") == "end":  # as the relay does
+                        s.current = "ended"
                         await ws.send_json(
-                            {"type": "state", "state": "ended", "scope": s.scope, "reason": reason}
+                            {
+                                "type": "state",
+                                "state": "ended",
+                                "scope": s.scope,
+                                "reason": "ended_by_technician",
+                                "peer": True,
+                            }
                         )
-                        await ws.close()
+                        await ws.close(message=b"ended: ended_by_technician")
                 elif msg.type == WSMsgType.BINARY:
                     await self._binary(s, ws, msg.data)
         finally:
@@ -284,10 +310,14 @@ class Harness:
                 return
             hello, s.channel = result
             await ws.send_bytes(hello)
+            s.current = "awaiting_consent"
             await ws.send_json(
                 {"type": "state", "state": "awaiting_consent", "scope": s.scope, "peer": True}
             )
             s.ready.set()
+            return
+        if s.current != "live":  # the relay forwards sealed messages only when live
+            s.errors.append(ProtocolError(ErrorCode.INVALID_MESSAGE, f"sealed while {s.current}"))
             return
         plain = s.channel.open(data)
         if isinstance(plain, ProtocolError):

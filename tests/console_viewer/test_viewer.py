@@ -307,13 +307,22 @@ def test_end_button_sends_end_and_shows_the_ended_state(open_viewer: Any) -> Non
     assert s.closed.wait(5)
 
 
-def test_the_session_ends_when_the_socket_closes(open_viewer: Any) -> None:
+def test_the_coordinator_ends_the_session(open_viewer: Any) -> None:
     viewer = live_viewer(open_viewer, 640, 400)
     page, s = viewer.page, viewer.session
     s.state("ended", reason="agent_gone")
     viewer.wait("() => window.backdeskViewer.state === 'ended'")
     assert page.locator("#state-text").inner_text() == "Ended — the device disconnected"
-    assert "Session ended" in page.locator("#overlay-text").inner_text()
+    assert page.locator("#overlay-text").inner_text() == "Session ended: the device disconnected"
+    assert page.locator("#chat-input").is_disabled()
+
+
+def test_the_session_ends_when_the_socket_closes(open_viewer: Any) -> None:
+    viewer = live_viewer(open_viewer, 640, 400)
+    viewer.session.close()
+    viewer.wait("() => window.backdeskViewer.state === 'ended'")
+    assert viewer.page.locator("#state-text").inner_text() == "Ended — connection lost"
+    assert viewer.page.locator("#end-session").is_disabled()
 
 
 def _assert_forged(viewer: Any) -> None:
@@ -341,3 +350,22 @@ def test_a_replayed_message_ends_the_session(open_viewer: Any) -> None:
     viewer.page.locator("#chat-log li.chat-them").wait_for()
     s.raw(sealed)
     _assert_forged(viewer)
+
+
+def test_a_hello_not_signed_by_the_device_ends_the_session(open_viewer: Any) -> None:
+    viewer = open_viewer(wrong_key=True)
+    page, s = viewer.page, viewer.session
+    s.wait_ready()
+    viewer.wait("() => window.backdeskViewer.state === 'ended'")
+    assert "not signed by the device" in page.locator("#overlay-text").inner_text()
+    assert viewer.view()["code"] == ""
+    assert page.locator("#code-banner").is_hidden()
+    assert s.closed.wait(5)
+
+
+def test_an_undecodable_message_ends_the_session(open_viewer: Any) -> None:
+    viewer = live_viewer(open_viewer, 640, 400)
+    viewer.session.raw(viewer.session.seal_raw(b"\x10\x00\x00"))
+    viewer.wait("() => window.backdeskViewer.state === 'ended'")
+    assert "truncated frame" in viewer.page.locator("#overlay-text").inner_text()
+    assert viewer.session.closed.wait(5)

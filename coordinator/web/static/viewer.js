@@ -194,13 +194,6 @@ function start(root) {
     else message = err?.message || String(err);
     view.error = message;
     console.error("remote session:", err);
-    try {
-      if (ws?.readyState === WebSocket.OPEN) {
-        ws.send(JSON.stringify({ type: "end", reason: "protocol_error" }));
-      }
-    } catch {
-      // the socket is going away anyway
-    }
     view.state = "ended";
     view.reason = message;
     releaseAll(false);
