@@ -335,7 +335,7 @@ def _decode_screens(body: bytes) -> Screens | ProtocolError:
                 )
             )
         return Screens(tuple(monitors), _int(doc, "current", 0, MAX_MONITORS))
-    except ValueError as exc:  # includes JSONDecodeError
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError; JSON nested too deep
         return _bad(f"screens: {exc}")
 
 
@@ -371,5 +371,5 @@ def _decode_input(body: bytes) -> Input | ProtocolError:
                 raise ValueError("down must be true or false")
             return Key(code, doc["down"])
         raise ValueError("unknown input event")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return _bad(f"input: {exc}")

@@ -177,6 +177,7 @@ class Agent:
     config_dir: Path
     coordinator: Coordinator
     process: subprocess.Popen[str] | None = None
+    env: dict[str, str] | None = None  # e.g. DISPLAY of an Xvfb for remote sessions
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -207,6 +208,7 @@ class Agent:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [AGENT, "--config-dir", str(self.config_dir), "run"],
+            env=self.env,
             stdout=self.log_path.open("a"),
             stderr=subprocess.STDOUT,
             text=True,

@@ -15,14 +15,22 @@ def _modules_after_import(*modules: str) -> set[str]:
 
 def test_protocol_imports_no_io_framework():
     loaded = _modules_after_import(
-        "protocol", "protocol.frames", "protocol.messages", "protocol.identity", "protocol.link"
+        "protocol",
+        "protocol.frames",
+        "protocol.messages",
+        "protocol.identity",
+        "protocol.link",
+        "protocol.e2e",
+        "protocol.remote",
     )
     forbidden = {"asyncio", "socket", "websockets", "aiohttp", "threading", "agent", "coordinator"}
     assert not (loaded & forbidden), loaded & forbidden
 
 
 def test_agent_imports_no_server_package():
-    loaded = _modules_after_import("agent.cli", "agent.link", "agent.outbox")
+    loaded = _modules_after_import(
+        "agent.cli", "agent.link", "agent.outbox", "agent.remote.session", "agent.remote.screen"
+    )
     assert not (loaded & (SERVER_PACKAGES | {"coordinator"})), loaded & SERVER_PACKAGES
 
 
