@@ -17,7 +17,6 @@ controllers do the work. Both are imported lazily: they need a display at import
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -163,22 +162,33 @@ US_KEYSYM: dict[str, str] = {
 WHEEL_UP, WHEEL_DOWN, WHEEL_LEFT, WHEEL_RIGHT = 4, 5, 6, 7
 
 
+class InjectionUnavailable(RuntimeError):
+    """Input cannot be injected here (no X display, no XTEST): control cannot be granted."""
+
+
 class _XBackend:
     """XTEST on one python-xlib connection."""
 
     def __init__(self) -> None:
-        import Xlib.display
-        import Xlib.X
-        import Xlib.XK
-        from Xlib.ext import xtest
+        try:
+            import Xlib.display
+            import Xlib.error
+            import Xlib.X
+            import Xlib.XK
+            from Xlib.ext import xtest
+        except ImportError as exc:
+            raise InjectionUnavailable(f"python-xlib is missing: {exc}") from exc
 
         self._X = Xlib.X
         self._XK = Xlib.XK
         self._xtest = xtest
-        self.display = Xlib.display.Display()
+        try:
+            self.display = Xlib.display.Display()
+        except (Xlib.error.DisplayError, OSError) as exc:
+            raise InjectionUnavailable(f"cannot open the X display: {exc}") from exc
         if not self.display.has_extension("XTEST"):
             self.display.close()
-            raise RuntimeError("the X server has no XTEST extension: input cannot be injected")
+            raise InjectionUnavailable("the X server has no XTEST extension")
         screen = self.display.screen()
         self.screen_size = (screen.width_in_pixels, screen.height_in_pixels)
         self.evdev = self._uses_evdev_keycodes()
@@ -225,7 +235,10 @@ class _PynputBackend:
     """pynput's controllers, where there is no X server (Windows, macOS)."""
 
     def __init__(self) -> None:
-        from pynput import keyboard, mouse
+        try:
+            from pynput import keyboard, mouse
+        except ImportError as exc:  # pynput raises ImportError when it has no backend
+            raise InjectionUnavailable(f"pynput cannot inject here: {exc}") from exc
 
         self._keyboard_mod = keyboard
         self._mouse_mod = mouse
@@ -298,9 +311,9 @@ class _PynputBackend:
 
 
 def _backend() -> _XBackend | _PynputBackend:
-    if sys.platform.startswith("linux") or os.environ.get("DISPLAY"):
-        return _XBackend()
-    return _PynputBackend()
+    if sys.platform in ("win32", "darwin"):
+        return _PynputBackend()
+    return _XBackend()  # Linux and the BSDs: X11 (Xorg, or Xwayland for X clients)
 
 
 class Injector:
@@ -309,6 +322,7 @@ class Injector:
     Coordinates are relative to that monitor (``set_monitor`` when the viewer picks
     another one) and clamped to it. Every key and button pressed is remembered so
     ``release_all`` can let go of them when the session ends: no Shift or Ctrl stays down.
+    Raises :class:`InjectionUnavailable` when input cannot be injected on this display.
     """
 
     def __init__(

@@ -117,3 +117,16 @@ def dialogs() -> Iterator[list[Dialog]]:
 def xterm() -> str:
     _require("xterm", shutil.which("xterm") is not None)
     return "xterm"
+
+
+def wm_state(screen: Screen, window: str) -> list[str]:
+    """The window's _NET_WM_STATE atoms (``_NET_WM_STATE_ABOVE`` = always on top)."""
+    from Xlib import display as xdisplay
+
+    d = xdisplay.Display(screen.display)
+    try:
+        w = d.create_resource_object("window", int(window))
+        prop = w.get_full_property(d.intern_atom("_NET_WM_STATE"), 0)
+        return [d.get_atom_name(atom) for atom in prop.value] if prop else []
+    finally:
+        d.close()

@@ -12,7 +12,7 @@ from agent.remote.banner import TITLE, Banner, BannerError, BannerEvent
 from tests.agent_gui.conftest import Screen
 from tests.conftest import wait_for
 
-from .conftest import click, search, wait_gone
+from .conftest import click, search, wait_gone, wm_state
 
 
 def run(coro):
@@ -42,6 +42,7 @@ def test_banner_is_a_strip_at_the_top_and_end_session_ends(display, tmp_path):
             g = screen.geometry(window)
             assert g["Y"] == 0 and abs(g["X"] + g["WIDTH"] / 2 - 640) <= 2, g
             assert g["HEIGHT"] < 120 and g["WIDTH"] < 900, g
+            assert "_NET_WM_STATE_ABOVE" in wm_state(screen, window), "always on top"
             await asyncio.sleep(0.2)
             screen.screenshot(tmp_path / "banner.png", window)
             assert screen.colours_in(window) > 4, "the banner looks blank"

@@ -16,7 +16,7 @@ from agent.remote import consent
 from agent.remote.consent import TITLE, ConsentAnswer, ConsentRequest, ask
 from tests.agent_gui.conftest import Screen
 
-from .conftest import Dialog, click, search, wait_gone
+from .conftest import Dialog, click, search, wait_gone, wm_state
 
 CONTROL = {
     "technician": "Alice Martin",
@@ -44,6 +44,7 @@ def test_control_request_shows_the_dialog_and_allow_control_allows_control(
     dialog, window = open_dialog(screen, dialogs, CONTROL)
     assert screen.xdotool("getwindowname", window).rstrip("\n") == TITLE
     assert screen.xdotool("getwindowfocus").strip() == window, "the dialog takes the keyboard"
+    assert "_NET_WM_STATE_ABOVE" in wm_state(screen, window), "the dialog stays on top"
     assert set(dialog.buttons) == {"deny", "allow_view", "allow_control"}
     screen.screenshot(tmp_path / "consent-control.png", window)
     assert screen.colours_in(window) > 8, "the dialog looks blank"

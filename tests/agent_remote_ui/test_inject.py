@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.remote.inject import EVDEV, US_KEYSYM, Injector
+from agent.remote.inject import EVDEV, US_KEYSYM, InjectionUnavailable, Injector
 from protocol.remote import Key, PointerButton, PointerMove, Wheel
 from tests.conftest import wait_for
 
@@ -198,3 +198,9 @@ def test_keysym_lookup_finds_the_same_keys_when_keycodes_are_not_evdev(injector)
     backend.evdev = False
     backend._keycodes.clear()
     assert {code: backend.keycode(code) for code in evdev_codes} == evdev_codes
+
+
+def test_no_display_means_no_injection(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    with pytest.raises(InjectionUnavailable, match="X display"):
+        Injector(0, 0)
