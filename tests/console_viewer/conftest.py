@@ -367,6 +367,9 @@ class Viewer:
     def view(self) -> dict[str, Any]:
         return dict(self.page.evaluate("() => ({...window.backdeskViewer})"))
 
+    def csp_violations(self) -> list[str]:
+        return list(self.page.evaluate("() => window.cspViolations"))
+
     def wait(self, expression: str, timeout: float = 10_000) -> None:
         self.page.wait_for_function(expression, timeout=timeout)
 
@@ -389,6 +392,12 @@ def open_viewer(browser: Any, harness: Harness) -> Iterator[Any]:
             base_url=harness.url, viewport={"width": 1280, "height": 800}, locale="en-GB"
         )
         context.set_default_timeout(10_000)
+        # Anything the Content-Security-Policy blocks is a bug of the page.
+        context.add_init_script(
+            """window.cspViolations = [];
+            document.addEventListener("securitypolicyviolation", (e) =>
+                window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));"""
+        )
         contexts.append(context)
         page = context.new_page()
         console: list[str] = []

@@ -97,6 +97,7 @@ def test_handshake_shows_the_agents_code_then_goes_live(open_viewer: Any) -> Non
     viewer.wait("() => /^\\d+$/.test(document.getElementById('latency').textContent)")
     assert s.pings >= 1
     assert s.errors == []
+    assert viewer.csp_violations() == []
     assert not [m for m in viewer.console if "error" in m.lower()], viewer.console
 
 
@@ -174,6 +175,7 @@ def test_frames_draw_png_jpeg_copy_fill_and_are_acknowledged(open_viewer: Any) -
     viewer.wait("() => /^\\d+$/.test(document.getElementById('fps').textContent)")
     viewer.wait("() => /^\\d+$/.test(document.getElementById('kbps').textContent)")
     assert s.errors == []
+    assert viewer.csp_violations() == []
 
 
 def test_cursor_overlay(open_viewer: Any) -> None:

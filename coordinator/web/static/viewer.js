@@ -74,7 +74,6 @@ function start(root) {
   const cursorCanvas = $("cursor");
   const cursorCtx = cursorCanvas.getContext("2d");
   const stage = $("stage");
-  const wrap = $("screen-wrap");
   const overlay = $("overlay");
   const overlayText = $("overlay-text");
   const inputHint = $("input-hint");
@@ -143,11 +142,16 @@ function start(root) {
     let message = "";
     if (state === "ended") {
       const why = reasonText(view.reason);
-      message = !why ? "Session ended" : why.startsWith("by ") ? `Session ended ${why}` : `Session ended: ${why}`;
+      if (!why) message = "Session ended";
+      else if (why.startsWith("by ")) message = `Session ended ${why}`;
+      else message = `Session ended: ${why}`;
     } else if (state === "connecting") {
       message = "Connecting…";
     } else if (state === "pending") {
-      message = peer || channel ? `Setting up the session with ${device}…` : `Waiting for ${device} to connect…`;
+      message =
+        peer || channel
+          ? `Setting up the session with ${device}…`
+          : `Waiting for ${device} to connect…`;
     } else if (state === "awaiting_consent") {
       message = view.code
         ? `Waiting for the user of ${device} to allow the session. Read them the code above.`
@@ -283,14 +287,16 @@ function start(root) {
     try {
       msg = decodeMessage(plain);
     } catch (err) {
-      throw new DecodeError(`undecodable message (${err?.message ?? err})`);
+      const why = String(err?.message ?? err).replace(/^session message: /, "");
+      throw new DecodeError(`malformed message from the device (${why})`);
     }
     await onMessage(msg);
   }
 
   /** Seal and send, in order: each seal waits for the one before it. */
   function sendSealed(plain) {
-    if (!channel || failed || closed) return;
+    // The relay forwards our sealed messages only while the session is live.
+    if (!channel || failed || closed || view.state !== "live") return;
     sending = sending
       .then(async () => {
         if (failed || closed) return;
@@ -304,14 +310,15 @@ function start(root) {
 
   async function onMessage(msg) {
     switch (msg?.type) {
-      case "frame":
-        await drawFrame(msg);
+      case "frame": {
+        const resized = await drawFrame(msg);
         view.framesDrawn += 1;
         view.lastSeq = msg.seq;
         framesThisSecond += 1;
         sendSealed(encodeAck(msg.seq));
-        render();
+        if (resized || view.framesDrawn === 1) render();
         break;
+      }
       case "cursor":
         await setCursor(msg);
         break;
@@ -327,8 +334,10 @@ function start(root) {
     }
   }
 
+  /** Paint one frame; true when the remote screen changed size. */
   async function drawFrame(frame) {
-    if (canvas.width !== frame.width || canvas.height !== frame.height) {
+    const resized = canvas.width !== frame.width || canvas.height !== frame.height;
+    if (resized) {
       canvas.width = frame.width;
       canvas.height = frame.height;
       fit();
@@ -344,7 +353,8 @@ function start(root) {
         }),
       );
     } catch (err) {
-      throw new DecodeError(`a picture of frame ${frame.seq} does not decode (${err?.message ?? err})`);
+      const why = err?.message ?? err;
+      throw new DecodeError(`a picture of frame ${frame.seq} does not decode (${why})`);
     }
     frame.rects.forEach((r, i) => {
       switch (r.encoding) {
@@ -368,6 +378,7 @@ function start(root) {
           throw new DecodeError(`unknown encoding ${r.encoding}`);
       }
     });
+    return resized;
   }
 
   function copySource(r) {
@@ -692,7 +703,7 @@ function start(root) {
     latencyEl.textContent = String(Math.max(0, Math.round(ms)));
   }
 
-  setInterval(() => {
+  const statsTimer = setInterval(() => {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - statsAt) / 1000);
     if (view.state === "live" && !closed) {
@@ -701,6 +712,7 @@ function start(root) {
     } else if (closed) {
       fpsEl.textContent = "–";
       kbpsEl.textContent = "–";
+      clearInterval(statsTimer);
     }
     framesThisSecond = 0;
     bytesIn = 0;
