@@ -72,6 +72,8 @@ class FakeSession:
     technician: str = "ada"
     wrong_key: bool = False  # announce another device key than the one that signs
     current: str = "pending"  # the state the coordinator last announced
+    page_state: tuple[str, str | None] = ("pending", None)  # what the page is rendered with
+    sockets: int = 0
     identity: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     channel: Channel | None = None
     ws: web.WebSocketResponse | None = None
@@ -242,8 +244,8 @@ class Harness:
                 "scope": s.scope,
                 "technician": s.technician,
                 "device": s.device,
-                "state": "pending",
-                "reason": None,
+                "state": s.page_state[0],
+                "reason": s.page_state[1],
             },
             me=SimpleNamespace(name=s.technician, role="l2"),
             session=SimpleNamespace(full_name="Ada Lovelace"),
@@ -262,6 +264,7 @@ class Harness:
         ws = web.WebSocketResponse(max_msg_size=2 * 1024 * 1024)
         await ws.prepare(request)
         s.ws = ws
+        s.sockets += 1
         await ws.send_json(
             {
                 "type": "session",

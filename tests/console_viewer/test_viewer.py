@@ -187,9 +187,11 @@ def test_cursor_overlay(open_viewer: Any) -> None:
     screen = page.locator("#screen").bounding_box()
     box = cursor.bounding_box()
     scale = screen["width"] / 800
+    shrink = min(1, max(0.75, scale))  # the pointer shrinks less than the picture
     # The default arrow's hot spot (1, 1) is on the remote pointer.
-    assert abs(box["x"] + 1 * min(1, scale) - (screen["x"] + 400 * scale)) < 2
-    assert abs(box["y"] + 1 * min(1, scale) - (screen["y"] + 250 * scale)) < 2
+    assert abs(box["x"] + 1 * shrink - (screen["x"] + 400 * scale)) < 2
+    assert abs(box["y"] + 1 * shrink - (screen["y"] + 250 * scale)) < 2
+    assert abs(box["width"] - 14 * shrink) < 1
 
     shape = io.BytesIO()
     Image.new("RGBA", (32, 32), (255, 0, 0, 255)).save(shape, "PNG")
@@ -371,3 +373,13 @@ def test_an_undecodable_message_ends_the_session(open_viewer: Any) -> None:
     viewer.wait("() => window.backdeskViewer.state === 'ended'")
     assert "truncated frame" in viewer.page.locator("#overlay-text").inner_text()
     assert viewer.session.closed.wait(5)
+
+
+def test_the_page_of_an_ended_session_does_not_connect(open_viewer: Any) -> None:
+    viewer = open_viewer(page_state=("ended", "ended_by_user"))
+    page = viewer.page
+    assert page.locator("#state-text").inner_text() == "Ended — by the user"
+    assert page.locator("#overlay-text").inner_text() == "Session ended by the user"
+    page.wait_for_timeout(300)
+    assert viewer.session.sockets == 0
+    assert page.locator("#end-session").is_disabled()

@@ -24,6 +24,7 @@ const STATS_INTERVAL_MS = 1000;
 const MAX_CHAT_BYTES = 2000;
 const FORGED = "replayed, reordered or forged frame";
 const KEY_CODE = /^[A-Za-z0-9]{1,32}$/;
+const CURSOR_MIN_SCALE = 0.75;
 
 const STATE_TEXT = {
   connecting: "Connecting",
@@ -475,8 +476,8 @@ function start(root) {
     cursorCanvas.hidden = !visible;
     if (!visible) return;
     const scale = displayScale();
-    // A cursor shape keeps its size on screen up to 1:1; it shrinks with the picture.
-    const s = Math.min(1, scale);
+    // The pointer shrinks with the picture, but not so much that it cannot be seen.
+    const s = Math.min(1, Math.max(CURSOR_MIN_SCALE, scale));
     cursorCanvas.style.width = `${cursorCanvas.width * s}px`;
     cursorCanvas.style.height = `${cursorCanvas.height * s}px`;
     const left = cursor.x * scale - cursor.hotX * s;
