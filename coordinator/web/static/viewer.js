@@ -350,7 +350,8 @@ function start(root) {
         frame.rects.map((r) => {
           if (r.encoding !== Encoding.JPEG && r.encoding !== Encoding.PNG) return null;
           const type = r.encoding === Encoding.JPEG ? "image/jpeg" : "image/png";
-          return createImageBitmap(new Blob([r.data], { type }));
+          // Pixels exactly as sent: the agent models this canvas to compute its updates.
+          return createImageBitmap(new Blob([r.data], { type }), { colorSpaceConversion: "none" });
         }),
       );
     } catch (err) {
