@@ -61,7 +61,9 @@ class BannerError(RuntimeError):
 @dataclass(frozen=True)
 class BannerEvent:
     kind: Literal["end", "chat"]
-    text: str  # "end": who ended it ("user", or "gone" when the banner died); "chat": the reply
+    # "end": who ended it: "user", "gone" (the banner died), "closed" (the agent closed it);
+    # "chat": the user's reply.
+    text: str
 
 
 def headline(technician: str, ticket: str, scope: str) -> str:
@@ -104,8 +106,11 @@ class Banner:
         try:
             await self._send({"technician": technician, "ticket": ticket, "scope": scope})
             assert proc.stdout is not None
-            async with asyncio.timeout(START_TIMEOUT):
-                line = await proc.stdout.readline()
+            try:
+                async with asyncio.timeout(START_TIMEOUT):
+                    line = await proc.stdout.readline()
+            except TimeoutError:
+                raise BannerError("the session banner did not appear in time") from None
             ready = json.loads(line) if line else None
             if not isinstance(ready, dict) or ready.get("ready") is not True:
                 await asyncio.sleep(0.1)  # let stderr say why
@@ -180,7 +185,13 @@ class Banner:
         return self._proc is not None and self._proc.returncode is None
 
     async def close(self) -> None:
-        """Take the banner down: ask it to close, and kill it if it is still there after 1 s."""
+        """Take the banner down: ask it to close, and kill it if it is still there after 1 s.
+
+        Whoever still waits for an event gets the end (``"closed"``), not a wait forever.
+        """
+        if self._ended is None and not self._closing:
+            self._ended = BannerEvent("end", "closed")
+            self._events.put_nowait(self._ended)
         self._closing = True
         proc = self._proc
         if proc is None:
@@ -297,8 +308,8 @@ class BannerWindow:
             font=base,
         )
         self.entry.pack(side="left", fill="x", expand=True, ipady=3)
-        self.entry.bind("<Return>", lambda _e: self.reply() or "break")
-        self.entry.bind("<KP_Enter>", lambda _e: self.reply() or "break")
+        self.entry.bind("<Return>", self._reply_key)
+        self.entry.bind("<KP_Enter>", self._reply_key)
         self.send_button = tk.Button(
             bottom,
             name="send",
@@ -358,6 +369,10 @@ class BannerWindow:
         self._log(self.technician, text, "them")
         self.root.lift()
 
+    def _reply_key(self, _event: Any) -> str:
+        self.reply()
+        return "break"
+
     def reply(self) -> None:
         text = clip_chat(self.entry.get().strip())
         if not text or self.ended:
@@ -397,7 +412,7 @@ class BannerWindow:
         if os.environ.get("BACKDESK_NO_GLOBAL_HOTKEY") == "1":
             return False
         try:
-            from pynput import keyboard
+            from pynput import keyboard  # type: ignore[import-untyped]
 
             listener = keyboard.GlobalHotKeys({HOTKEY: lambda: self.inbox.put({"hotkey": True})})
             listener.daemon = True

@@ -88,7 +88,7 @@ class ConsentRequest:
             raise ValueError('scope must be "view" or "control"')
         if not (len(fields["code"]) == 6 and fields["code"].isdigit()):
             raise ValueError("code must be 6 digits")
-        return cls(**fields)
+        return cls(**fields)  # type: ignore[arg-type]  # scope checked just above
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,12 @@ async def _drain(stream: asyncio.StreamReader | None, name: str) -> None:
     if stream is None:
         return
     while line := await stream.readline():
-        log.debug("%s: %s", name, line.decode(errors="replace").rstrip())
+        text = line.decode(errors="replace").rstrip()
+        # "ready" (shown, buttons placed) is worth a line in the agent's log: it says when
+        # the user was asked, and where the buttons are (the end-to-end tests click them).
+        log.log(
+            logging.INFO if text.startswith('{"ready"') else logging.DEBUG, "%s: %s", name, text
+        )
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:

@@ -171,11 +171,11 @@ class _XBackend:
 
     def __init__(self) -> None:
         try:
-            import Xlib.display
-            import Xlib.error
-            import Xlib.X
-            import Xlib.XK
-            from Xlib.ext import xtest
+            import Xlib.display  # type: ignore[import-untyped]
+            import Xlib.error  # type: ignore[import-untyped]
+            import Xlib.X  # type: ignore[import-untyped]
+            import Xlib.XK  # type: ignore[import-untyped]
+            from Xlib.ext import xtest  # type: ignore[import-untyped]
         except ImportError as exc:
             raise InjectionUnavailable(f"python-xlib is missing: {exc}") from exc
 
@@ -236,7 +236,7 @@ class _PynputBackend:
 
     def __init__(self) -> None:
         try:
-            from pynput import keyboard, mouse
+            from pynput import keyboard, mouse  # type: ignore[import-untyped]
         except ImportError as exc:  # pynput raises ImportError when it has no backend
             raise InjectionUnavailable(f"pynput cannot inject here: {exc}") from exc
 
@@ -368,13 +368,13 @@ class Injector:
                 return True
             case Wheel(dx=dx, dy=dy):
                 # Browser deltas: positive dy scrolls down, positive dx scrolls right.
-                for button, count in (
+                for notch, count in (
                     (WHEEL_DOWN if dy > 0 else WHEEL_UP, abs(dy)),
                     (WHEEL_RIGHT if dx > 0 else WHEEL_LEFT, abs(dx)),
                 ):
                     for _ in range(min(count, 100)):
-                        self._backend.button(button, True)
-                        self._backend.button(button, False)
+                        self._backend.button(notch, True)
+                        self._backend.button(notch, False)
                 return True
             case Key(code=code, down=down):
                 keycode = self._backend.keycode(code)

@@ -20,7 +20,7 @@ import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 log = logging.getLogger(__name__)
 
@@ -111,4 +111,4 @@ def load_policy(path: Path) -> Policy:
         return Policy()
     if not isinstance(value, str) or value not in _RANK:
         return _ignored(path, f'unattended = {value!r} is not "view" or "control"')
-    return Policy(value, None)
+    return Policy(cast(Scope, value), None)

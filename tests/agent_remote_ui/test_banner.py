@@ -103,8 +103,11 @@ def test_close_takes_the_banner_away(display):
 
     async def main() -> None:
         banner, _ = await started(screen)
+        waiting = asyncio.create_task(banner.wait_event())
+        await asyncio.sleep(0.1)
         await banner.close()
         assert not banner.running
+        assert await waiting == BannerEvent("end", "closed")
         await banner.close()  # twice is fine
 
     run(main())
