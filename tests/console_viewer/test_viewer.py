@@ -3,13 +3,18 @@ ending, and refusing forged frames (see conftest.py for the stand-in coordinator
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
+from agent.remote.screen import ScreenEncoder
 from protocol import remote
 from protocol.remote import Encoding, Frame, Rect
+from tests.agent_remote_screen.canvas import Canvas
+from tests.agent_remote_screen.images import bgra, photo, text
 from tests.conftest import wait_for
 
 RED = (220, 30, 40)
@@ -383,3 +388,54 @@ def test_the_page_of_an_ended_session_does_not_connect(open_viewer: Any) -> None
     page.wait_for_timeout(300)
     assert viewer.session.sockets == 0
     assert page.locator("#end-session").is_disabled()
+
+
+CANVAS_PIXELS = """() => {
+    const c = document.getElementById("screen");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = "";
+    for (let i = 0; i < d.length; i += 0x8000) {
+        s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+    }
+    return btoa(s);
+}"""
+
+
+def test_the_agents_encoder_output_paints_what_its_canvas_model_expects(open_viewer: Any) -> None:
+    """Frames from the real ScreenEncoder (full picture, a scroll as a COPY plus the new
+    strip, a window move) end up on the browser's canvas as on the agent's model of it."""
+    w, h = 640, 480
+    viewer = open_viewer()
+    s = viewer.session
+    s.live()
+    encoder = ScreenEncoder(quality=70)
+    model = Canvas(w, h)
+    screen = photo(h, w, 3)
+    screen[60:380, 80:500] = text(320, 420, 3)
+    scrolled = screen.copy()
+    scrolled[60:348, 80:500] = screen[92:380, 80:500]
+    scrolled[348:380, 80:500] = text(32, 420, seed=11)
+    moved = photo(h, w, 3)
+    moved[70:390, 100:520] = scrolled[60:380, 80:500]
+    frames = []
+    for image in (screen, scrolled, moved):
+        frame = encoder.encode(bgra(image))
+        assert frame is not None
+        model.apply(frame)
+        frames.append(frame)
+    assert any(r.encoding is Encoding.COPY for f in frames[1:] for r in f.rects)
+    s.send(*frames)
+    viewer.wait(f"() => window.backdeskViewer.lastSeq === {frames[-1].seq}")
+    pixels = np.frombuffer(base64.b64decode(viewer.page.evaluate(CANVAS_PIXELS)), np.uint8)
+    shown = pixels.reshape(h, w, 4)[..., :3].astype(int)
+    diff = np.abs(shown - model.rgb.astype(int))
+    assert diff.mean() < 1.0, diff.mean()
+    assert np.percentile(diff, 99.9) <= 12, np.percentile(diff, 99.9)
+    # Text goes lossless and copies move pixels as they are: that part is exact.
+    assert diff[80:380, 120:500].max() == 0, diff[80:380, 120:500].max()
+    assert np.abs(shown - moved.astype(int)).mean() < 5.0
+    last = frames[-1].seq
+    s.wait_received(lambda m: m == remote.FrameAck(last), "the last ack")
+    acks = [m.seq for m in list(s.received) if isinstance(m, remote.FrameAck)]
+    assert acks == [f.seq for f in frames]
+    assert s.errors == []
