@@ -167,6 +167,7 @@ function start(root) {
     root.classList.toggle("controlling", control);
     if (state === "live" && hasScreen) {
       inputHint.hidden = control && document.activeElement === canvas;
+      inputHint.classList.toggle("fades", !control); // said once, then out of the way
       inputHint.textContent = control
         ? "Click the screen to use the remote mouse and keyboard"
         : "View only: your mouse and keyboard are not sent";
