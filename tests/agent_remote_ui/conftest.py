@@ -93,10 +93,10 @@ class Dialog:
                 return self.buttons
         raise AssertionError(f"the dialog never got ready: {self.answer()}")
 
-    def answer(self, timeout: float = 10) -> dict[str, Any]:
-        out, _ = self.process.communicate(timeout=timeout)
+    def answer(self, timeout: float = 15) -> dict[str, Any]:
+        out, err = self.process.communicate(timeout=timeout)
         lines = out.splitlines()
-        assert len(lines) == 1, out
+        assert len(lines) == 1, f"stdout: {out!r}, stderr: {err!r}"
         return json.loads(lines[0])
 
     def kill(self) -> None:
