@@ -126,8 +126,10 @@ class Viewer:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._call(self._close())
-            self._thread.join(timeout=5)
+            # Not waiting for the coroutine itself: the loop stops as soon as the socket
+            # is closed, possibly before ``_close`` returns. The thread ending is the sign.
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+            self._thread.join(timeout=10)
 
     def _call(self, coro: Any) -> None:
         asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
@@ -164,6 +166,7 @@ class Viewer:
                 ssl=context,
                 compression=None,
                 max_size=2 * 1024 * 1024,
+                close_timeout=2,
                 additional_headers={"Authorization": f"Bearer {self.api_key}"},
             ) as ws:
                 self._ws = ws

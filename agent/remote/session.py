@@ -129,6 +129,10 @@ class RemoteSession:
         except ConnectionClosed:
             reason = "relay_gone"
             log.info("session %s: the relay closed the connection", offer.session_id)
+        except Exception:
+            # A bug must end the session (and show in the log), never leave it half open.
+            reason = "agent_error"
+            log.exception("session %s failed", offer.session_id)
         finally:
             if self.ws is not None:
                 with contextlib.suppress(Exception):
@@ -261,13 +265,19 @@ class RemoteSession:
             at=round(self.started_at, 3),
         )
         await self.ws.send(json.dumps({"type": "consent", **signed(self.ctx.key, receipt)}))
-        log.warning("session %s: %s is %s this screen", offer.session_id, offer.technician, scope)
+        log.warning(
+            "session %s: %s is %s this screen",
+            offer.session_id,
+            offer.technician,
+            "controlling" if scope == "control" else "viewing",
+        )
         from .streamer import Streamer  # numpy, mss, pynput: only for a live session
 
         streamer = Streamer(self, scope, banner)
         reason = "ended_by_user"
         try:
             reason = await streamer.run()
+            log.info("session %s: ending (%s)", offer.session_id, reason)
         finally:
             await streamer.close()
             await banner.close()

@@ -177,6 +177,8 @@ class Streamer:
     async def _banner_loop(self) -> str:
         async for event in self.banner:
             if event.kind == "end":
+                if event.text != "user":
+                    log.warning("the session banner went away (%s)", event.text)
                 return "ended_by_user"
             await self.session.send_sealed(remote.Chat(event.text))
         return "ended_by_user"

@@ -312,7 +312,12 @@ async def viewer_socket(request: web.Request) -> web.WebSocketResponse:
                         raise Invalid("ping needs a number t")
                     await ws.send_str(json.dumps({"type": "pong", "t": t}))
                 elif message["type"] == "end":
-                    reason = "ended_by_technician"
+                    # The page says why: the technician's button, or a frame it could
+                    # not open (then the agent or the relay misbehaved).
+                    given = message.get("reason")
+                    reason = (
+                        "protocol_error" if given == "protocol_error" else "ended_by_technician"
+                    )
                     break
                 else:
                     raise Invalid(f"unknown control message {message['type'][:32]!r}")

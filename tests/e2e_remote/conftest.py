@@ -44,15 +44,47 @@ def windows(screen: Screen, title: str) -> list[str]:
         timeout=10,
         check=False,
     )
-    return [
-        w for w in result.stdout.split() if screen.xdotool("getwindowname", w).rstrip("\n") == title
-    ]
+    found = []
+    for window in result.stdout.split():
+        name = subprocess.run(
+            ["xdotool", "getwindowname", window],
+            env=screen.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if name.stdout.rstrip("\n") == title:  # a window closed meanwhile has no name
+            found.append(window)
+    return found
 
 
 def pointer(screen: Screen) -> tuple[int, int]:
     out = screen.xdotool("getmouselocation", "--shell")
     values = dict(line.split("=", 1) for line in out.split())
     return int(values["X"]), int(values["Y"])
+
+
+def consent_buttons(log_path: Path, since: int) -> dict[str, list[int]]:
+    """Where the dialog's buttons are, from the agent's log (the dialog reports them once
+    it accepts clicks), in the part of the log written after ``since``."""
+
+    def ready() -> dict[str, list[int]] | None:
+        text = log_path.read_text(errors="replace")[since:]
+        for match in re.finditer(r'(\{"ready": true, "buttons": .*\})', text):
+            return dict(json.loads(match.group(1))["buttons"])
+        return None
+
+    return dict(wait_for(ready, 30, what="the consent dialog to be ready"))
+
+
+def answer_consent(screen: Screen, log_path: Path, since: int, button: str) -> None:
+    """Click one of the consent dialog's buttons, like the person at the endpoint."""
+    buttons = consent_buttons(log_path, since)
+    assert windows(screen, CONSENT_TITLE), "the consent dialog is not shown"
+    x, y, w, h = buttons[button]
+    screen.xdotool("mousemove", "--sync", str(x + w // 2), str(y + h // 2))
+    screen.xdotool("click", "1")
 
 
 @dataclass
@@ -108,24 +140,8 @@ class Desk:
             )
         )
 
-    def consent_buttons(self, since: int) -> dict[str, list[int]]:
-        """Where the dialog's buttons are, from the agent's log (the dialog reports them
-        once it accepts clicks), in the part of the log written after ``since``."""
-
-        def ready() -> dict[str, list[int]] | None:
-            text = self.agent.log_path.read_text(errors="replace")[since:]
-            for match in re.finditer(r'(\{"ready": true, "buttons": .*\})', text):
-                return dict(json.loads(match.group(1))["buttons"])
-            return None
-
-        return dict(wait_for(ready, 30, what="the consent dialog to be ready"))
-
     def answer(self, since: int, button: str) -> None:
-        buttons = self.consent_buttons(since)
-        assert windows(self.screen, CONSENT_TITLE), "the consent dialog is not shown"
-        x, y, w, h = buttons[button]
-        self.screen.xdotool("mousemove", "--sync", str(x + w // 2), str(y + h // 2))
-        self.screen.xdotool("click", "1")
+        answer_consent(self.screen, self.agent.log_path, since, button)
 
     def log_size(self) -> int:
         return len(self.agent.log_path.read_text(errors="replace"))

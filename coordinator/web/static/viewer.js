@@ -204,6 +204,8 @@ function start(root) {
     view.reason = message;
     releaseAll(false);
     render();
+    // Tell the coordinator why, so the ticket's record says "protocol error".
+    sendText({ type: "end", reason: "protocol_error" });
     try {
       ws?.close(1000, "protocol error");
     } catch {
