@@ -212,15 +212,18 @@ def find_moves(
     box: Box,
     *,
     max_shift: int = 384,
+    near: int = 64,
     anchors: int = 6,
     snippet: int = 48,
+    wide: bool = True,
 ) -> Move | None:
     """One rectangle of ``cur`` inside ``box`` that is ``prev`` shifted, or None.
 
     ``prev`` and ``cur`` are uint32 (h, w) images. Distinctive runs of ``snippet`` pixels
-    from changed rows of ``cur`` are searched in ``prev`` within ``max_shift`` rows (and
-    columns); the most frequent shift is checked and grown into the largest rectangle
-    around its anchor where every pixel matches.
+    from changed rows of ``cur`` are searched in ``prev``: first within ``near`` rows and
+    columns, then (``wide``) for a few of them within ``max_shift`` rows. The shift most
+    runs agree on is checked and grown into the largest rectangle around its anchor where
+    every pixel matches.
     """
     _, w = cur.shape
     bx, by, bw, bh = box
@@ -231,31 +234,39 @@ def find_moves(
     if len(changed_rows) < 4:
         return None
     picks = changed_rows[np.linspace(0, len(changed_rows) - 1, anchors + 2).astype(int)[1:-1]]
-    sx0, sx1 = max(0, bx - max_shift // 3), min(w, bx + bw + max_shift // 3)
-    votes: dict[tuple[int, int], tuple[int, int, int]] = {}
-    misses = 0
+    runs: list[tuple[int, int, np.ndarray]] = []  # (x, y, pixels) of distinctive runs
     for ry in picks:
         y = by + int(ry)
         line = cur[y, bx : bx + bw]
         cols = np.flatnonzero(sub_neq[ry])
-        found = False
+        row_runs = []
         for start in (int(cols[0]), int((cols[0] + cols[-1]) // 2), int(cols[-1]) - snippet + 1):
             start = min(max(start, 0), bw - snippet)
             run = line[start : start + snippet]
-            if np.count_nonzero(run[1:] != run[:-1]) < 4:  # flat: matches anywhere
-                continue
-            shift = _search(prev, run, y, max(0, bx - 64), min(w, bx + bw + 64), bx + start, 64)
-            if shift is None:
-                shift = _search(prev, run, y, sx0, sx1, bx + start, max_shift)
-            if shift is not None:
-                n, ax, ay = votes.get(shift, (0, bx + start, y))
-                votes[shift] = (n + 1, ax, ay)
-                found = True
+            if np.count_nonzero(run[1:] != run[:-1]) >= 4:  # a flat run matches anywhere
+                row_runs.append((bx + start, y, run))
+        runs.extend(row_runs)
+    votes: dict[tuple[int, int], tuple[int, int, int]] = {}
+
+    def vote(shift: tuple[int, int] | None, x: int, y: int) -> bool:
+        if shift is None:
+            return False
+        n, ax, ay = votes.get(shift, (0, x, y))
+        votes[shift] = (n + 1, ax, ay)
+        return n + 1 >= 2
+
+    agreed = False
+    for x, y, run in runs:
+        hay = _Haystack(prev, y, max(0, bx - near), min(w, bx + bw + near), near)
+        if vote(hay.search(run, x, y), x, y):
+            agreed = True
+            break
+    if not agreed and wide and not votes:
+        sx0, sx1 = max(0, bx - near), min(w, bx + bw + near)
+        for x, y, run in runs[1::2][:3]:
+            hay = _Haystack(prev, y, sx0, sx1, max_shift)
+            if vote(hay.search(run, x, y), x, y):
                 break
-        if not found:
-            misses += 1
-            if misses >= 3 and not votes:
-                return None
     best: Move | None = None
     for (dx, dy), (_n, ax, ay) in sorted(votes.items(), key=lambda kv: -kv[1][0])[:2]:
         move = _grow(prev, cur, box, dx, dy, ax, ay, snippet)
@@ -264,27 +275,31 @@ def find_moves(
     return best
 
 
-def _search(
-    prev: np.ndarray, run: np.ndarray, y: int, sx0: int, sx1: int, x: int, max_shift: int
-) -> tuple[int, int] | None:
-    """Shift (dx, dy) such that prev[y - dy, x - dx : +len] == run, the nearest row first."""
-    h = prev.shape[0]
-    y0, y1 = max(0, y - max_shift), min(h, y + max_shift + 1)
-    hay = np.ascontiguousarray(prev[y0:y1, sx0:sx1]).tobytes()
-    needle = run.tobytes()
-    row_bytes = (sx1 - sx0) * 4
-    hits: list[tuple[int, int]] = []
-    pos = hay.find(needle)
-    while pos >= 0 and len(hits) < 8:
-        if pos % 4 == 0 and pos % row_bytes + len(needle) <= row_bytes:
-            py, px = divmod(pos // 4, sx1 - sx0)
-            dx, dy = x - (sx0 + px), y - (y0 + py)
-            if (dx, dy) != (0, 0):
-                hits.append((dx, dy))
-        pos = hay.find(needle, pos + 1)
-    if not hits:
-        return None
-    return min(hits, key=lambda s: abs(s[1]) + abs(s[0]))
+class _Haystack:
+    """Rows y - rows .. y + rows, columns sx0 .. sx1 of an image, as bytes to search."""
+
+    def __init__(self, img: np.ndarray, y: int, sx0: int, sx1: int, rows: int) -> None:
+        h = img.shape[0]
+        self.y0 = max(0, y - rows)
+        self.sx0, self.cols = sx0, sx1 - sx0
+        self.data = np.ascontiguousarray(img[self.y0 : min(h, y + rows + 1), sx0:sx1]).tobytes()
+
+    def search(self, run: np.ndarray, x: int, y: int) -> tuple[int, int] | None:
+        """Shift (dx, dy) with img[y - dy, x - dx : + len(run)] == run, the smallest found."""
+        needle = run.tobytes()
+        row_bytes = self.cols * 4
+        hits: list[tuple[int, int]] = []
+        pos = self.data.find(needle)
+        while pos >= 0 and len(hits) < 8:
+            if pos % 4 == 0 and pos % row_bytes + len(needle) <= row_bytes:
+                py, px = divmod(pos // 4, self.cols)
+                dx, dy = x - (self.sx0 + px), y - (self.y0 + py)
+                if (dx, dy) != (0, 0):
+                    hits.append((dx, dy))
+            pos = self.data.find(needle, pos + 1)
+        if not hits:
+            return None
+        return min(hits, key=lambda s: abs(s[1]) + abs(s[0]))
 
 
 def _grow(
@@ -300,19 +315,38 @@ def _grow(
     eq = cur[y0:y1, x0:x1] == prev[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
     ry, rx = ay - y0, ax - x0
 
-    def span(line: np.ndarray, at: int) -> tuple[int, int]:
-        bad = np.flatnonzero(~line)
-        left = bad[bad < at]
-        right = bad[bad >= at]
-        return (int(left[-1]) + 1 if len(left) else 0), (int(right[0]) if len(right) else len(line))
+    def span(ok: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+        """The run of True in ``ok`` that holds lo .. hi - 1 (empty when one of them fails)."""
+        if not ok[lo:hi].all():
+            return lo, lo
+        bad = np.flatnonzero(~ok)
+        left, right = bad[bad < lo], bad[bad >= hi]
+        return (int(left[-1]) + 1 if len(left) else 0), (int(right[0]) if len(right) else len(ok))
 
-    c0, c1 = span(eq[ry], rx)
-    if c1 - c0 < run:
+    # start from the anchor run and widen rows and columns in turn (both orders: a tall
+    # narrow or a wide flat first guess can each be wrong); every pixel matches
+    best: tuple[int, int, int, int, int] | None = None
+    for rows_first in (True, False):
+        c0, c1 = rx, min(rx + run, eq.shape[1])
+        r0, r1 = ry, ry + 1
+        for i in range(4):
+            if (i % 2 == 0) == rows_first:
+                r0, r1 = span(eq[:, c0:c1].all(axis=1), r0, r1)
+            else:
+                c0, c1 = span(eq[r0:r1].all(axis=0), c0, c1)
+            if r1 <= r0 or c1 <= c0:
+                break
+        if (c1 - c0) * (r1 - r0) < MOTION_MIN_AREA:
+            continue
+        # worth it only for the pixels it repaints that changed
+        gained = np.count_nonzero(
+            cur[y0 + r0 : y0 + r1, x0 + c0 : x0 + c1] != prev[y0 + r0 : y0 + r1, x0 + c0 : x0 + c1]
+        )
+        if best is None or gained > best[0]:
+            best = (gained, r0, r1, c0, c1)
+    if best is None or best[0] < MOTION_MIN_AREA // 2:
         return None
-    r0, r1 = span(eq[:, c0:c1].all(axis=1), ry)
-    c0, c1 = span(eq[r0:r1].all(axis=0), rx)
-    if (c1 - c0) * (r1 - r0) < MOTION_MIN_AREA:
-        return None
+    _, r0, r1, c0, c1 = best
     return Move(x0 + c0, y0 + r0, c1 - c0, r1 - r0, x0 + c0 - dx, y0 + r0 - dy)
 
 
@@ -516,7 +550,7 @@ class ScreenEncoder:
             if self.motion and int(grid.sum()) >= MOTION_MIN_TILES:
                 for _ in range(3):
                     box = _bbox(grid, t, w, h)
-                    move = find_moves(canvas, cur, box)
+                    move = find_moves(canvas, cur, box, wide=not rects)
                     if move is None:
                         break
                     self._apply_move(move, now)
