@@ -57,6 +57,7 @@ class Viewer:
         *,
         paint: bool = True,
         on_frame: Callable[[remote.Frame, int, float], None] | None = None,
+        keep_raw: bool = False,
     ) -> None:
         self.url = base_url.replace("https://", "wss://") + f"/ws/viewer/{session_id}"
         self.session_id = session_id
@@ -73,6 +74,7 @@ class Viewer:
         self.screens: remote.Screens | None = None
         self.cursor: remote.Cursor | None = None
         self.error: str | None = None
+        self.raw: list[bytes] | None = [] if keep_raw else None  # binary messages as received
         self.closed = False
         self.close_reason = ""
         self._channel: e2e.Channel | None = None
@@ -175,6 +177,8 @@ class Viewer:
                     if isinstance(data, str):
                         await self._text(ws, json.loads(data))
                     else:
+                        if self.raw is not None:
+                            self.raw.append(data)
                         await self._binary(ws, data)
                     self._notify()
         except ConnectionClosed as exc:

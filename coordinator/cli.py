@@ -87,6 +87,7 @@ async def _serve(args: argparse.Namespace) -> None:
         handshake_timeout=args.handshake_timeout,
         webhook_poll_interval=args.webhook_poll_interval,
         sla_check_interval=args.sla_check_interval,
+        relay_tap=Path(args.relay_tap) if args.relay_tap else None,
     )
     runner = web.AppRunner(create_app(engine, settings), access_log=None)
     await runner.setup()
@@ -279,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--sla-check-interval", type=_positive, default=30.0, help="seconds (default 30)"
+    )
+    serve.add_argument(
+        "--relay-tap",
+        metavar="FILE",
+        help="append every remote-session message the relay forwards to FILE, to check "
+        "for yourself that the coordinator only ever holds ciphertext (audits, tests)",
     )
     serve.set_defaults(run=_serve)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,8 @@ class Settings:
     # How often the webhook dispatcher looks for deliveries that are due.
     webhook_poll_interval: float = 1.0
     sla_check_interval: float = 30.0
+    # Where the relay appends what it forwards (``serve --relay-tap``); None: nowhere.
+    relay_tap: Path | None = None
 
 
 SETTINGS = web.AppKey("settings", Settings)

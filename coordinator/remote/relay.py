@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -24,7 +24,7 @@ from protocol.messages import SessionOffer
 
 from ..accounts import Principal, principal_for_api_key
 from ..errors import Conflict, CoordinatorError, Forbidden, Invalid, NotFound
-from ..settings import ENGINE, PRESENCE, SOCKETS
+from ..settings import ENGINE, PRESENCE, SETTINGS, SOCKETS
 from ..web import sessions as web_sessions
 from . import broker
 
@@ -58,6 +58,7 @@ class Room:
     scope: str | None = None
     reason: str | None = None
     expiry: asyncio.TimerHandle | None = None
+    tap: BinaryIO | None = None
 
 
 class Hub:
@@ -107,6 +108,9 @@ async def offer(app: web.Application, offer: broker.Offer) -> None:
     """Open the room and send the device its offer; end the session if that fails."""
     hub = app[HUB]
     room = Room(offer.session_id, offer.device_id)
+    tap = app[SETTINGS].relay_tap
+    if tap is not None:
+        room.tap = tap.open("ab")
     hub.rooms[offer.session_id] = room
     delay = max(1.0, (offer.expires_at - broker.utcnow()).total_seconds())
     loop = asyncio.get_running_loop()
@@ -171,6 +175,9 @@ async def end_room(
     room.ended = True
     if room.expiry is not None:
         room.expiry.cancel()
+    if room.tap is not None:
+        room.tap.close()
+        room.tap = None
     app[HUB].rooms.pop(room.session_id, None)
     try:
         row = await broker.end(app[ENGINE], room.session_id, reason, actor, receipt)
@@ -187,6 +194,10 @@ async def end_room(
 
 
 async def _forward(room: Room, target: web.WebSocketResponse | None, data: bytes) -> None:
+    if room.tap is not None:
+        # Length-prefixed, exactly the bytes forwarded (serve --relay-tap).
+        room.tap.write(len(data).to_bytes(4, "big") + data)
+        room.tap.flush()
     if target is not None and not target.closed:
         # Awaiting the send is the back-pressure: a slow viewer slows its agent's socket,
         # and the agent's own flow control (acks) keeps its queue short.

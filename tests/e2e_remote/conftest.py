@@ -157,7 +157,10 @@ class Desk:
 def desk(screen: Screen, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     _require("xterm", shutil.which("xterm") is not None)
     root = tmp_path_factory.mktemp("remote")
-    coordinator = Coordinator(root / "coordinator")
+    # The relay tap keeps what the relay forwarded: test_relay_cannot_watch.py reads it.
+    coordinator = Coordinator(
+        root / "coordinator", extra=(*Coordinator.extra, "--relay-tap", str(root / "relay.tap"))
+    )
     coordinator.start()
     agent = Agent(root / "agent", coordinator, env=screen.env)
     agent.enroll()

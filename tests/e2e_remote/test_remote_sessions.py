@@ -32,11 +32,11 @@ def canonical(receipt: dict) -> bytes:
     return json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode()
 
 
-def start_live(desk: Desk, scope: str, button: str) -> tuple[dict, object]:
+def start_live(desk: Desk, scope: str, button: str, **viewer_options) -> tuple[dict, object]:
     reference = desk.ticket()
     since = desk.log_size()
     session = desk.request(reference, scope)
-    viewer = desk.viewer(session["id"])
+    viewer = desk.viewer(session["id"], **viewer_options)
     viewer.wait(lambda: viewer.code, 30, "the handshake")
     desk.answer(since, button)
     live = viewer.wait_state("live")
