@@ -37,6 +37,7 @@ def test_no_screen_byte_reaches_the_coordinator(desk: Desk) -> None:
     tap = desk.coordinator.data_dir.parent / "relay.tap"
     session, viewer = start_live(desk, "view", "allow_view", on_frame=keep, keep_raw=True)
     try:
+
         def red_block() -> list[np.ndarray]:
             red = viewer.canvas.rgb[50:150, 50:150]  # inside the pattern's red block
             near = np.abs(red.astype(int) - (0xE0, 0x20, 0x20)).max(axis=2) <= 24
