@@ -101,7 +101,7 @@ def test_closing_the_window_denies(screen, dialogs):
             data=(32, [d.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
         )
         w.send_event(message, event_mask=X.NoEventMask)
-        d.flush()
+        d.sync()
     finally:
         d.close()
     answer = dialog.answer()
