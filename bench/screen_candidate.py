@@ -77,7 +77,7 @@ def ws_header(n: int) -> int:
 class LocalSource:
     """Capture, encode, pace and seal in this process; acks arrive as soon as sent."""
 
-    def __init__(self, monitor: int = 1, interval: float = 1 / 60) -> None:
+    def __init__(self, monitor: int = 1, interval: float = 1 / 120) -> None:
         self.encoder = ScreenEncoder(monitor)
         # the loop keeps its own cadence; the pacer only holds frames back on a slow link
         self.pacer = Pacer(min_interval=interval / 2)

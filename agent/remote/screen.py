@@ -416,6 +416,7 @@ class ScreenEncoder:
         refresh_area: int = 1920 * 1080 // 6,
         tile: int = TILE,
         motion: bool = True,
+        damage_hints: bool = True,
         clock: Callable[[], float] = time.monotonic,
         grabber: Any = None,
     ) -> None:
@@ -437,6 +438,11 @@ class ScreenEncoder:
         self._cursor: tuple[int, int] | None = None
         self._cursor_serial: int | None = None
         self.stats: dict[str, int] = {}
+        self.damage_hints = damage_hints
+        self._watch: DamageWatch | None = None
+        self._last: np.ndarray | None = None  # the last grab
+        self._last_grab = 0.0
+        self._pending = False  # rects held back by a byte budget
 
     # -- settings --
 
@@ -465,6 +471,7 @@ class ScreenEncoder:
     def reset(self) -> None:
         """Forget what the viewer shows: the next frame repaints everything."""
         self._canvas = None
+        self._last = None
 
     # -- capture --
 
@@ -494,7 +501,27 @@ class ScreenEncoder:
         return np.frombuffer(shot.raw, np.uint8).reshape(shot.height, shot.width, 4)
 
     def next_frame(self, budget: int | None = None) -> Frame | None:
-        return self.encode(self.grab(), budget=budget)
+        """Grab and encode; without a grab when XDamage says nothing was drawn since."""
+        now = self.clock()
+        if self._last is not None and not self._screen_changed(now):
+            if self._pending or (self._sent_q < REFINED).any():
+                return self.encode(self._last, now=now, budget=budget)
+            return None
+        self._last = self.grab()
+        self._last_grab = now
+        return self.encode(self._last, now=now, budget=budget)
+
+    def _screen_changed(self, now: float) -> bool:
+        if not self.damage_hints or now - self._last_grab > 1.0:  # a grab now and then anyway
+            return True
+        if self._watch is None:
+            try:
+                self._watch = DamageWatch()
+            except Exception:  # no X, no DAMAGE: grab every time
+                self.damage_hints = False
+                return True
+            return True
+        return self._watch.changed()
 
     def cursor(self) -> Cursor | None:
         """The pointer, relative to the monitor, when it moved or changed shape; else None."""
@@ -515,6 +542,9 @@ class ScreenEncoder:
         if self._mss is not None and hasattr(self._mss, "close"):
             self._mss.close()
         self._mss = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     # -- encoding --
 
@@ -543,6 +573,7 @@ class ScreenEncoder:
             full = False
         canvas = self._canvas
         rects: list[Rect] = []
+        self._pending = False
         size = _FRAME_OVERHEAD
 
         if grid is not None and not full:
@@ -604,6 +635,7 @@ class ScreenEncoder:
         for box, kind, q in jobs:
             for part, rect, quality in self._encode_box(cur, box, kind, q):
                 if size + _RECT_OVERHEAD + len(rect.data) > limit and rects:
+                    self._pending = True
                     continue  # stays dirty: next frame
                 size += _RECT_OVERHEAD + len(rect.data)
                 rects.append(rect)
@@ -721,6 +753,43 @@ def _bbox(grid: np.ndarray, tile: int, w: int, h: int) -> Box:
 def _bands(box: Box, rows: int) -> list[Box]:
     x, y, w, h = box
     return [(x, y + o, w, min(rows, h - o)) for o in range(0, h, rows)]
+
+
+# --- change hints -----------------------------------------------------------------------
+
+
+class DamageWatch:
+    """Whether anything was drawn on the X screen since the last call (XDamage on the root).
+
+    The check costs microseconds, so an idle screen costs no grab. ``changed()`` re-arms
+    before it answers True: a change while the caller grabs raises the next event.
+    """
+
+    def __init__(self, display_name: str | None = None) -> None:
+        from Xlib import X, display
+        from Xlib.ext import damage
+
+        self._none = X.NONE
+        self.d = display.Display(display_name)
+        if not self.d.has_extension("DAMAGE"):
+            self.d.close()
+            raise RuntimeError("the X server has no DAMAGE extension")
+        self.d.damage_query_version()
+        self.damage = self.d.screen().root.damage_create(damage.DamageReportNonEmpty)
+        self.d.sync()
+
+    def changed(self) -> bool:
+        got = False
+        while self.d.pending_events():
+            self.d.next_event()
+            got = True
+        if got:
+            self.d.damage_subtract(self.damage, self._none, self._none)
+            self.d.flush()
+        return got
+
+    def close(self) -> None:
+        self.d.close()
 
 
 # --- pointer ----------------------------------------------------------------------------
