@@ -118,3 +118,32 @@ def test_pointer_is_sent_apart_from_the_image(painter: Painter, encoder: ScreenE
     d.sync()
     cur = encoder.cursor()
     assert cur is not None and (cur.x, cur.y) == (200, 300)
+
+
+def test_no_grab_while_nothing_is_drawn(painter: Painter):
+    enc = ScreenEncoder(1, damage_hints=True)
+    try:
+        painter.put(bgra(desktop(5)))
+        painter.sync()
+        canvas = Canvas(WIDTH, HEIGHT)
+        settle(enc, canvas)
+        grabs = 0
+        grab = enc.grab
+
+        def counting_grab():
+            nonlocal grabs
+            grabs += 1
+            return grab()
+
+        enc.grab = counting_grab  # type: ignore[method-assign]
+        for _ in range(5):
+            assert enc.next_frame() is None
+        assert grabs == 0
+        painter.put(bgra(text(16, 64, seed=8)), 300, 420)
+        painter.sync()
+        frame = enc.next_frame()
+        assert grabs == 1 and frame is not None
+        canvas.apply(frame)
+        assert (canvas.rgb[420:436, 300:364] == text(16, 64, seed=8)).all()
+    finally:
+        enc.close()
