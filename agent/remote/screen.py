@@ -504,7 +504,7 @@ class ScreenEncoder:
         """Grab and encode; without a grab when XDamage says nothing was drawn since."""
         now = self.clock()
         if self._last is not None and not self._screen_changed(now):
-            if self._pending or (self._sent_q < REFINED).any():
+            if self._pending or self._refresh_due(now):
                 return self.encode(self._last, now=now, budget=budget)
             return None
         self._last = self.grab()
@@ -520,6 +520,7 @@ class ScreenEncoder:
             except Exception:  # no X, no DAMAGE: grab every time
                 self.damage_hints = False
                 return True
+            self._watch.changed()  # the creation reports the whole screen: not news
             return True
         return self._watch.changed()
 
@@ -723,6 +724,12 @@ class ScreenEncoder:
         )
         q[r0:r1, c0:c1] = np.minimum(worst, q[r0:r1, c0:c1])
         self._changed[r0:r1, c0:c1] = now
+
+    def _refresh_due(self, now: float) -> bool:
+        if self.refresh_after <= 0:
+            return False
+        lossy = self._sent_q < REFINED
+        return bool(lossy.any() and (now - self._changed[lossy] >= self.refresh_after).any())
 
     def _refresh_tiles(self, now: float, dirty: np.ndarray | None) -> np.ndarray | None:
         """Lossy tiles that stopped changing, at most ``refresh_area`` pixels of them."""
