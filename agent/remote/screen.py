@@ -150,8 +150,18 @@ def _clip(cells: tuple[int, int, int, int], tile: int, width: int, height: int) 
 def merge_rects(rects: list[Box], waste: int) -> list[Box]:
     """Greedily merge rects whose bounding box covers at most ``waste`` extra pixels."""
     rects = list(rects)
-    if len(rects) > 400:  # quadratic below; that many rects means a busy screen anyway
-        return rects
+    if len(rects) > 48:  # quadratic below: many rects, merge neighbours in reading order
+        rects.sort(key=lambda r: (r[1], r[0]))
+        out = [rects[0]]
+        for bx, by, bw, bh in rects[1:]:
+            ax, ay, aw, ah = out[-1]
+            x0, y0 = min(ax, bx), min(ay, by)
+            x1, y1 = max(ax + aw, bx + bw), max(ay + ah, by + bh)
+            if (x1 - x0) * (y1 - y0) - aw * ah - bw * bh <= waste:
+                out[-1] = (x0, y0, x1 - x0, y1 - y0)
+            else:
+                out.append((bx, by, bw, bh))
+        return out
     merged = True
     while merged and len(rects) > 1:
         merged = False
@@ -256,15 +266,17 @@ def find_moves(
         return n + 1 >= 2
 
     agreed = False
-    for x, y, run in runs:
+    for i, (x, y, run) in enumerate(runs):
         hay = _Haystack(prev, y, max(0, bx - near), min(w, bx + bw + near), near)
         if vote(hay.search(run, x, y), x, y):
             agreed = True
             break
+        if i >= 3 and not votes:  # nothing nearby: a new picture, not a move
+            break
     if not agreed and wide and not votes:
-        sx0, sx1 = max(0, bx - near), min(w, bx + bw + near)
+        # farther, straight up or down only (scrolling by a page): the run's own columns
         for x, y, run in runs[1::2][:3]:
-            hay = _Haystack(prev, y, sx0, sx1, max_shift)
+            hay = _Haystack(prev, y, x, x + len(run), max_shift)
             if vote(hay.search(run, x, y), x, y):
                 break
     best: Move | None = None
@@ -353,15 +365,18 @@ def _grow(
 # --- encoding ---------------------------------------------------------------------------
 
 
-def encode_png(bgra: np.ndarray) -> bytes:
-    """Lossless PNG of a (h, w, 4) BGRA area: palette when it has at most 256 colours."""
+def encode_png(bgra: np.ndarray, fast: bool = False) -> bytes:
+    """Lossless PNG of a (h, w, 4) BGRA area: palette when it has at most 256 colours.
+
+    ``fast``: the quickest zlib level (a big change, when frame rate matters more).
+    """
     h, w = bgra.shape[:2]
     rgb = Image.frombuffer("RGB", (w, h), np.ascontiguousarray(bgra).tobytes(), "raw", "BGRX", 0, 1)
     buf = io.BytesIO()
     colours = rgb.getcolors(256)
     small = h * w < 65536
     if colours is None:
-        rgb.save(buf, "PNG", compress_level=6 if small else 1)
+        rgb.save(buf, "PNG", compress_level=1 if fast or not small else 6)
         return buf.getvalue()
     flat = bgra.view(np.uint32).reshape(-1) & 0xFFFFFF
     values = np.unique(np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], np.uint32))
@@ -371,7 +386,7 @@ def encode_png(bgra: np.ndarray) -> bytes:
     img.putpalette(pal.astype(np.uint8).tobytes())
     n = len(values)
     bits = 1 if n <= 2 else 2 if n <= 4 else 4 if n <= 16 else 8
-    img.save(buf, "PNG", compress_level=9 if small else 6, bits=bits)
+    img.save(buf, "PNG", compress_level=1 if fast else 6 if small else 3, bits=bits)
     return buf.getvalue()
 
 
@@ -443,6 +458,7 @@ class ScreenEncoder:
         self._last: np.ndarray | None = None  # the last grab
         self._last_grab = 0.0
         self._pending = False  # rects held back by a byte budget
+        self._fast = False
 
     # -- settings --
 
@@ -623,6 +639,8 @@ class ScreenEncoder:
             self._sent_q[good] = REFINED
             fine_grid &= ~good
         neq = canvas != cur if not full else None
+        # a big change: frame rate first (quicker zlib)
+        self._fast = int(grid.sum()) * t * t > w * h // 4
         # busy (lossy) first, so exact rects drawn after them win where they touch
         jobs: list[tuple[Box, str, int]] = []
         for box in self._rects(jpeg_grid, neq, MERGE_WASTE_JPEG, w, h):
@@ -677,7 +695,8 @@ class ScreenEncoder:
         bgra = cur[y : y + h, x : x + w].view(np.uint8).reshape(h, w, 4)
         if kind == "png":
             self._count("png")
-            return [(box, Rect(x, y, w, h, Encoding.PNG, encode_png(bgra)), LOSSLESS)]
+            data = encode_png(bgra, fast=self._fast)
+            return [(box, Rect(x, y, w, h, Encoding.PNG, data), LOSSLESS)]
         out = []
         for part in _bands(box, JPEG_BAND):
             px, py, pw, ph = part
