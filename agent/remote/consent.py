@@ -217,6 +217,7 @@ class ConsentDialog:
         self.root = root
         self.request = request
         self.deadline = time.monotonic() + timeout
+        self.parent = os.getppid()  # the agent; _tick closes the dialog if it goes away
         self.answer: ConsentAnswer | None = None
         self.armed = False
         self._mapped = False
@@ -361,6 +362,11 @@ class ConsentDialog:
 
     def _tick(self) -> None:
         if self.answer is not None:
+            return
+        if os.getppid() != self.parent:
+            # The agent that asked is gone: nobody would act on the answer. Do not leave
+            # a question on the user's screen.
+            self.finish("deny", None, "the agent stopped")
             return
         left = self.deadline - time.monotonic()
         if left <= 0:

@@ -181,8 +181,13 @@ async def request(
             await conn.execute(
                 select(remote_sessions.c.id).where(
                     remote_sessions.c.device_id == ticket.device_id,
-                    remote_sessions.c.state.in_(ACTIVE_STATES),
-                    remote_sessions.c.expires_at > now,
+                    # A live session lasts as long as it lasts; an unanswered request
+                    # only until it expires.
+                    (remote_sessions.c.state == "live")
+                    | (
+                        remote_sessions.c.state.in_(("pending", "awaiting_consent"))
+                        & (remote_sessions.c.expires_at > now)
+                    ),
                 )
             )
         ).first()

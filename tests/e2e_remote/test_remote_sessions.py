@@ -110,6 +110,11 @@ def test_allow_view_on_a_control_request_drops_input_and_audits_it(desk: Desk) -
     try:
         assert session["live"]["scope"] == "view"
         viewer.wait(lambda: viewer.frames > 0, 20, "a frame")
+        # One session per device at a time.
+        status, body = desk.technician.request(
+            "POST", f"/api/v1/tickets/{desk.ticket()}/sessions", {"scope": "view"}
+        )
+        assert status == 409 and "already has a session" in body["error"]["message"]
         before = pointer(desk.screen)
         target = (before[0] // 2 + 7, before[1] // 2 + 9)
         viewer.send(remote.PointerMove(*target))
@@ -206,6 +211,29 @@ def test_the_agent_stopping_ends_the_session_and_leaves_no_window(desk: Desk) ->
         assert viewer.wait_state("ended")["reason"] == "agent_gone"
         assert desk.wait_ended(session["id"])["reason"] == "agent_gone"
         desk.no_banner(timeout=5)  # no orphan banner outlives its agent
+    finally:
+        viewer.close()
+        desk.agent.start()
+        wait_for(
+            lambda: desk.technician.get(f"/api/v1/devices/{desk.agent.device_id}")["online"],
+            20,
+            what="the agent back online",
+        )
+
+
+def test_the_agent_stopping_while_it_asks_leaves_no_dialog(desk: Desk) -> None:
+    reference = desk.ticket()
+    session = desk.request(reference, "control")
+    viewer = desk.viewer(session["id"])
+    try:
+        viewer.wait(lambda: viewer.code, 30, "the handshake")
+        wait_for(lambda: windows(desk.screen, CONSENT_TITLE), 20, what="the consent dialog")
+        assert desk.agent.process is not None
+        desk.agent.process.send_signal(signal.SIGKILL)
+        desk.agent.process.wait(10)
+        wait_for(lambda: not windows(desk.screen, CONSENT_TITLE), 5, 0.1, "the dialog to go")
+        assert desk.wait_ended(session["id"])["reason"] == "agent_gone"
+        assert viewer.frames == 0
     finally:
         viewer.close()
         desk.agent.start()
