@@ -56,14 +56,15 @@ class Viewer:
         api_key: str,
         *,
         paint: bool = True,
-        on_frame: Callable[[remote.Frame, int, float], None] | None = None,
+        on_message: Callable[[remote.RemoteMessage, int, float], None] | None = None,
         keep_raw: bool = False,
     ) -> None:
         self.url = base_url.replace("https://", "wss://") + f"/ws/viewer/{session_id}"
         self.session_id = session_id
         self.api_key = api_key
         self.paint = paint
-        self.on_frame = on_frame
+        # Called for every message opened: (message, bytes on the wire, when it arrived).
+        self.on_message = on_message
         self.canvas = Canvas()
         self.states: list[dict[str, Any]] = []
         self.session: dict[str, Any] | None = None
@@ -219,13 +220,13 @@ class Viewer:
             self.error = message.message
             await ws.close()
             return
+        if self.on_message is not None:
+            self.on_message(message, len(data), time.monotonic())
         match message:
             case remote.Frame():
                 if self.paint:
                     self.canvas.apply(message)
                 self.frames += 1
-                if self.on_frame is not None:
-                    self.on_frame(message, len(data), time.monotonic())
                 await ws.send(self._channel.seal(remote.encode(remote.FrameAck(message.seq))))
             case remote.Cursor():
                 self.cursor = message

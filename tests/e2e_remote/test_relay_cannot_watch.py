@@ -31,11 +31,12 @@ def tapped(path: Path) -> list[bytes]:
 def test_no_screen_byte_reaches_the_coordinator(desk: Desk) -> None:
     payloads: list[bytes] = []
 
-    def keep(frame: remote.Frame, _size: int, _at: float) -> None:
-        payloads.extend(r.data for r in frame.rects if len(r.data) >= 16)
+    def keep(message: remote.RemoteMessage, _size: int, _at: float) -> None:
+        if isinstance(message, remote.Frame):
+            payloads.extend(r.data for r in message.rects if len(r.data) >= 16)
 
     tap = desk.coordinator.data_dir.parent / "relay.tap"
-    session, viewer = start_live(desk, "view", "allow_view", on_frame=keep, keep_raw=True)
+    session, viewer = start_live(desk, "view", "allow_view", on_message=keep, keep_raw=True)
     try:
 
         def red_block() -> list[np.ndarray]:
