@@ -66,6 +66,8 @@ JPEG_BAND = 256
 _RECT_OVERHEAD = 13
 _FRAME_OVERHEAD = 12
 LOSSLESS = 100
+# The pointer's shape is looked at no more often than this (seconds).
+SHAPE_INTERVAL = 0.25
 REFINED = 99  # busy tile sent again at the refresh quality: nothing more to do
 
 Box = tuple[int, int, int, int]  # x, y, w, h
@@ -452,6 +454,7 @@ class ScreenEncoder:
         self._changed = np.zeros((0, 0), np.float64)  # per tile: when it last changed
         self._cursor: tuple[int, int] | None = None
         self._cursor_serial: int | None = None
+        self._shape_checked = -1e9
         self.stats: dict[str, int] = {}
         self.damage_hints = damage_hints
         self._watch: DamageWatch | None = None
@@ -546,7 +549,11 @@ class ScreenEncoder:
         x, y = pointer()
         x = min(max(x - mon["left"], 0), mon["width"] - 1)
         y = min(max(y - mon["top"], 0), mon["height"] - 1)
-        shape = _cursor_shape(self._cursor_serial)
+        shape = None
+        now = self.clock()
+        if now - self._shape_checked >= SHAPE_INTERVAL:  # a round trip and an image: not often
+            self._shape_checked = now
+            shape = _cursor_shape(self._cursor_serial)
         if (x, y) == self._cursor and shape is None:
             return None
         self._cursor = (x, y)
@@ -656,6 +663,8 @@ class ScreenEncoder:
                 if size + _RECT_OVERHEAD + len(rect.data) > limit and rects:
                     self._pending = True
                     continue  # stays dirty: next frame
+                self._count(f"{rect.encoding.name.lower()}_bytes", len(rect.data))
+                self._count(f"{rect.encoding.name.lower()}_px", rect.w * rect.h)
                 size += _RECT_OVERHEAD + len(rect.data)
                 rects.append(rect)
                 x, y, rw, rh = part
