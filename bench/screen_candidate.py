@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - before protocol.e2e existed
     Channel = None  # type: ignore[assignment,misc]
 
 SEAL_OVERHEAD = 1 + 4 + 16
+CURSOR_INTERVAL = 1 / 30  # as agent.remote.streamer polls the pointer
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class LocalSource:
                 "agent", send_key=os.urandom(32), receive_key=os.urandom(32), code="000000"
             )
         self._next = 0.0
+        self._cursor_at = 0.0
         self._injector = None
 
     def _wire(self, plaintext: bytes) -> int:
@@ -105,9 +107,11 @@ class LocalSource:
             return []
         self._next = max(now, self._next) + self.interval
         out: list[Update] = []
-        cursor = self.encoder.cursor()
-        if isinstance(cursor, Cursor):
-            out.append(Update(time.monotonic(), "cursor", self._wire(encode(cursor)), False))
+        if now - self._cursor_at >= CURSOR_INTERVAL:
+            self._cursor_at = now
+            cursor = self.encoder.cursor()
+            if isinstance(cursor, Cursor):
+                out.append(Update(time.monotonic(), "cursor", self._wire(encode(cursor)), False))
         if not self.pacer.may_send(now):
             return out
         self.encoder.quality = self.pacer.quality
