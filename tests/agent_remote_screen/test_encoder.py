@@ -265,6 +265,20 @@ def test_frames_stay_under_the_message_limit():
     assert enc.encode(bgra(big)) is not None  # the rest follows
 
 
+def test_a_big_lossless_screen_is_cut_to_fit_the_message_limit():
+    enc = ScreenEncoder(clock=Clock())
+    big = np.tile(text(400, 1600, seed=2), (6, 2, 1))  # 2400 x 3200 of text
+    canvas = Canvas(3200, 2400)
+    frames = 0
+    while (frame := enc.encode(bgra(big))) is not None:
+        assert len(encode_frame(frame)) <= MAX_PLAINTEXT
+        assert all(r.encoding in (Encoding.PNG, Encoding.FILL) for r in frame.rects)
+        canvas.apply(frame)
+        frames += 1
+    assert frames >= 1
+    assert (canvas.rgb == big).all()
+
+
 def test_quality_is_clamped_and_lowered():
     enc = ScreenEncoder(quality=70, min_quality=20, max_quality=90)
     enc.quality = 5

@@ -113,6 +113,8 @@ def test_pointer_is_sent_apart_from_the_image(painter: Painter, encoder: ScreenE
     assert pointer() == (123, 45)
     cur = encoder.cursor()
     assert isinstance(cur, Cursor) and (cur.x, cur.y) == (123, 45)
+    # the first one carries the shape (XFixes), as a PNG with its hot spot
+    assert cur.png.startswith(b"\x89PNG") and 0 <= cur.hot_x < 64 and 0 <= cur.hot_y < 64
     assert encoder.cursor() is None  # unchanged
     xtest.fake_input(d, X.MotionNotify, x=200, y=300)
     d.sync()
