@@ -391,7 +391,7 @@ def encode_png(bgra: np.ndarray, fast: bool = False) -> bytes:
         return buf.getvalue()
     flat = bgra.view(np.uint32).reshape(-1) & 0xFFFFFF
     values = np.unique(np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], np.uint32))
-    index = np.searchsorted(values, flat).astype(np.uint8)
+    index = _palette_index(flat, values)
     img = Image.frombuffer("P", (w, h), index.tobytes(), "raw", "P", 0, 1)
     pal = np.stack([(values >> 16) & 0xFF, (values >> 8) & 0xFF, values & 0xFF], axis=1)
     img.putpalette(pal.astype(np.uint8).tobytes())
@@ -399,6 +399,24 @@ def encode_png(bgra: np.ndarray, fast: bool = False) -> bytes:
     bits = 1 if n <= 2 else 2 if n <= 4 else 4 if n <= 16 else 8
     img.save(buf, "PNG", compress_level=1 if fast else 6 if small else 3, bits=bits)
     return buf.getvalue()
+
+
+_HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646C)
+
+
+def _palette_index(flat: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each pixel (0xRRGGBB, all in ``values``) in the sorted ``values``, as uint8.
+
+    A multiplicative hash into a 64K table when it has no collision on these colours (a
+    few ns a pixel), else a binary search.
+    """
+    for mult in _HASH_MULTIPLIERS:
+        keys = (values * np.uint32(mult)) >> np.uint32(16)
+        if len(np.unique(keys)) == len(values):
+            table = np.zeros(1 << 16, np.uint8)
+            table[keys] = np.arange(len(values), dtype=np.uint8)
+            return table[(flat * np.uint32(mult)) >> np.uint32(16)]
+    return np.searchsorted(values, flat).astype(np.uint8)
 
 
 def encode_jpeg(bgra: np.ndarray, quality: int) -> bytes:
