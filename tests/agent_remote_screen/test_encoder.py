@@ -285,3 +285,19 @@ def test_quality_is_clamped_and_lowered():
     assert enc.quality == 20
     enc.quality = 70
     assert enc.lower_quality() == 60
+
+
+def test_palette_index_is_exact():
+    from agent.remote.screen import _palette_index
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 16, 255, 256):
+        values = np.unique(rng.integers(0, 1 << 24, n).astype(np.uint32))
+        flat = values[rng.integers(0, len(values), 10_000)]
+        assert (_palette_index(flat, values) == np.searchsorted(values, flat)).all()
+
+
+def test_a_new_picture_is_not_mistaken_for_a_move():
+    a = bgra(photo(H, W, seed=1)).view(np.uint32).reshape(H, W)
+    b = bgra(photo(H, W, seed=2)).view(np.uint32).reshape(H, W)
+    assert find_moves(a, b, (0, 0, W, H)) is None
