@@ -10,8 +10,9 @@ throughput (bytes of a frame over the time its delivery took), and from those it
 - the frame interval: never shorter than ``min_interval``, and long enough for the last
   frame to drain at the measured throughput;
 - the JPEG ``quality``: lowered by ``step`` when acks come late (the RTT grows well above
-  the smallest seen, or a frame had to wait for the in-flight bound), raised by
-  ``step // 2`` after a run of quick acks, between ``min_quality`` and ``max_quality``.
+  the smallest seen: a queue), held while frames wait for the in-flight bound (a long
+  but uncongested path), raised by ``step // 2`` after a run of quick acks, between
+  ``min_quality`` and ``max_quality``.
 """
 
 from __future__ import annotations
@@ -128,10 +129,12 @@ class Pacer:
             )
         self._last_ack = now
         late = rtt > self.min_rtt * self.late_factor + self.late_slack
-        if late or self._blocked:
+        if late:  # a queue is building up: fewer, coarser frames
             self._quick = 0
             self.quality = max(self.min_quality, self.quality - self.step)
             self.interval = min(self.max_interval, self.interval * 1.5 + 0.005)
+        elif self._blocked:  # the window was full (a long RTT): not the link's fault, hold
+            self._quick = 0
         else:
             self._quick += 1
             self.interval = max(self.min_interval, self.interval * 0.8)

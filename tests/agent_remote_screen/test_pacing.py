@@ -72,3 +72,12 @@ def test_window_full_means_wait_and_acks_free_it():
     assert pacer.in_flight == 0 and pacer.may_send(0.02)
     pacer.acked(7, 0.03)  # unknown: ignored
     assert pacer.rtt is not None
+
+
+def test_a_long_but_fast_path_keeps_quality():
+    """RTT 200 ms on a fat link: the window bounds the rate, quality stays."""
+    pacer = Pacer(max_in_flight=3, quality=70, min_interval=1 / 60)
+    stats = run(pacer, 5, 20_000, link_bps=50_000_000, latency=0.1)
+    assert stats["max_in_flight"] <= 3
+    assert stats["quality"] == 70
+    assert stats["sent"] >= 5 * 3 / 0.2 * 0.8  # about a window per RTT
