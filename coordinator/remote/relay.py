@@ -175,9 +175,6 @@ async def end_room(
     room.ended = True
     if room.expiry is not None:
         room.expiry.cancel()
-    if room.tap is not None:
-        room.tap.close()
-        room.tap = None
     app[HUB].rooms.pop(room.session_id, None)
     try:
         row = await broker.end(app[ENGINE], room.session_id, reason, actor, receipt)
@@ -191,9 +188,14 @@ async def end_room(
         if ws is not None and not ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
                 await ws.close(code=WSCloseCode.OK, message=f"ended: {room.reason}".encode())
+    if room.tap is not None:
+        room.tap.close()
+        room.tap = None
 
 
 async def _forward(room: Room, target: web.WebSocketResponse | None, data: bytes) -> None:
+    if room.ended:
+        return  # nothing passes once the session is over, not even what was in flight
     if room.tap is not None:
         # Length-prefixed, exactly the bytes forwarded (serve --relay-tap).
         room.tap.write(len(data).to_bytes(4, "big") + data)

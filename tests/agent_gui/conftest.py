@@ -75,6 +75,32 @@ class Screen:
                 return window
         raise AssertionError(f"no window titled {title!r}: {out.split()}")
 
+    def windows(self, title: str) -> list[str]:
+        """The visible windows whose decoded name is exactly ``title`` (maybe none). A
+        window that closes while we look is simply not in the list."""
+        words = [re.escape(w) for w in title.split() if w.isascii()]
+        found = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--name", "^" + ".+".join(words) + "$"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.split()
+        named = []
+        for window in found:
+            name = subprocess.run(
+                ["xdotool", "getwindowname", window],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if name.stdout.rstrip("\n") == title:
+                named.append(window)
+        return named
+
     def focus(self, window: str) -> None:
         self.xdotool("windowfocus", "--sync", window)
 

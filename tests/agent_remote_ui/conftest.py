@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,25 +27,9 @@ screen = _gui.screen  # the Xvfb fixture, one for this folder too
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def search(screen: Screen, title: str) -> list[str]:
-    """Visible windows whose decoded name is exactly ``title`` (none is an empty list)."""
-    words = [re.escape(w) for w in title.split() if w.isascii()]
-    result = subprocess.run(
-        ["xdotool", "search", "--onlyvisible", "--name", "^" + ".+".join(words) + "$"],
-        env=screen.env,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    return [
-        w for w in result.stdout.split() if screen.xdotool("getwindowname", w).rstrip("\n") == title
-    ]
-
-
 def wait_gone(screen: Screen, title: str, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
-    while search(screen, title):
+    while screen.windows(title):
         if time.monotonic() > deadline:
             raise AssertionError(f"a window titled {title!r} is still shown")
         time.sleep(0.1)

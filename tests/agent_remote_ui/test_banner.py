@@ -12,7 +12,7 @@ from agent.remote.banner import TITLE, Banner, BannerError, BannerEvent
 from tests.agent_gui.conftest import Screen
 from tests.conftest import wait_for
 
-from .conftest import click, search, wait_gone, wm_state
+from .conftest import click, wait_gone, wm_state
 
 
 def run(coro):
@@ -111,7 +111,7 @@ def test_close_takes_the_banner_away(display):
         await banner.close()  # twice is fine
 
     run(main())
-    assert search(screen, TITLE) == []
+    assert screen.windows(TITLE) == []
 
 
 def test_chat_both_ways(display):

@@ -16,7 +16,7 @@ from agent.remote import consent
 from agent.remote.consent import TITLE, ConsentAnswer, ConsentRequest, ask
 from tests.agent_gui.conftest import Screen
 
-from .conftest import Dialog, click, search, wait_gone, wm_state
+from .conftest import Dialog, click, wait_gone, wm_state
 
 CONTROL = {
     "technician": "Alice Martin",
@@ -172,7 +172,7 @@ def test_cancelling_ask_leaves_no_window(screen, monkeypatch):
             await task
 
     _run(main())
-    assert search(screen, TITLE) == []
+    assert screen.windows(TITLE) == []
 
 
 def test_no_display_is_a_deny(monkeypatch):

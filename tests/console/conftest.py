@@ -8,6 +8,7 @@ in CI (``CI=true``) where that is a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -52,8 +53,10 @@ def _unavailable(reason: str) -> None:
 
 # Package scope, not session: Playwright's sync API keeps an event loop running in this
 # thread while it is open, and every later asyncio.run() in the session would fail.
-@pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (skipped, or failed in CI, when
+    either is missing). Other folders' ``browser`` fixtures use this too."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -61,11 +64,17 @@ def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         _unavailable(f"Chromium not found at {CHROMIUM}")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            yield chromium
+            yield browser
         finally:
-            chromium.close()
+            browser.close()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
 
 
 @dataclass

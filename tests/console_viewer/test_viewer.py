@@ -238,7 +238,7 @@ def test_click_wheel_and_typing_reach_the_agent_with_remote_coordinates(open_vie
     page.keyboard.type("ab")
     page.keyboard.press("Enter")
     page.keyboard.press("Control+l")  # would focus the address bar; goes to the remote
-    s.wait_received(lambda m: m == remote.Key("KeyL", False), "the last key up")
+    s.wait_received(lambda m: m == remote.Key("ControlLeft", False), "the last key up")
     keys = [m for m in s.inputs() if isinstance(m, remote.Key)]
     assert keys == [
         remote.Key("KeyA", True),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,32 +32,6 @@ screen = _gui.screen  # one Xvfb (1280x800) for this folder
 CONSENT_TITLE = "Backdesk — remote assistance request"
 BANNER_TITLE = "Backdesk — remote session"
 HERE = Path(__file__).parent
-
-
-def windows(screen: Screen, title: str) -> list[str]:
-    """Visible windows with exactly this title (the em dash makes xdotool's regex awkward)."""
-    words = [re.escape(w) for w in title.split() if w.isascii()]
-    result = subprocess.run(
-        ["xdotool", "search", "--onlyvisible", "--name", "^" + ".+".join(words) + "$"],
-        env=screen.env,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    found = []
-    for window in result.stdout.split():
-        name = subprocess.run(
-            ["xdotool", "getwindowname", window],
-            env=screen.env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        if name.stdout.rstrip("\n") == title:  # a window closed meanwhile has no name
-            found.append(window)
-    return found
 
 
 def pointer(screen: Screen) -> tuple[int, int]:
@@ -81,7 +56,7 @@ def consent_buttons(log_path: Path, since: int) -> dict[str, list[int]]:
 def answer_consent(screen: Screen, log_path: Path, since: int, button: str) -> None:
     """Click one of the consent dialog's buttons, like the person at the endpoint."""
     buttons = consent_buttons(log_path, since)
-    assert windows(screen, CONSENT_TITLE), "the consent dialog is not shown"
+    assert screen.windows(CONSENT_TITLE), "the consent dialog is not shown"
     x, y, w, h = buttons[button]
     screen.xdotool("mousemove", "--sync", str(x + w // 2), str(y + h // 2))
     screen.xdotool("click", "1")
@@ -122,7 +97,9 @@ class Desk:
             "POST", f"/api/v1/tickets/{reference}/sessions", {"scope": scope}
         )
         assert status == 201, body
-        assert body["state"] == "pending" and body["viewer_url"] == f"/sessions/{body['id']}"
+        # Pending, or already waiting for consent if the agent was quick to join.
+        assert body["state"] in ("pending", "awaiting_consent"), body
+        assert body["viewer_url"] == f"/sessions/{body['id']}"
         return dict(body)
 
     def viewer(self, session_id: str, **kwargs: Any) -> Viewer:
@@ -143,11 +120,24 @@ class Desk:
     def answer(self, since: int, button: str) -> None:
         answer_consent(self.screen, self.agent.log_path, since, button)
 
+    def kill_agent(self) -> None:
+        assert self.agent.process is not None
+        self.agent.process.send_signal(signal.SIGKILL)
+        self.agent.process.wait(10)
+
+    def start_agent(self) -> None:
+        self.agent.start()
+        wait_for(
+            lambda: self.technician.get(f"/api/v1/devices/{self.agent.device_id}")["online"],
+            20,
+            what="the agent online",
+        )
+
     def log_size(self) -> int:
         return len(self.agent.log_path.read_text(errors="replace"))
 
     def banner_shown(self) -> bool:
-        return bool(windows(self.screen, BANNER_TITLE))
+        return bool(self.screen.windows(BANNER_TITLE))
 
     def no_banner(self, timeout: float = 2.5) -> None:
         wait_for(lambda: not self.banner_shown(), timeout, 0.1, "the banner to go")
@@ -164,14 +154,9 @@ def desk(screen: Screen, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
     coordinator.start()
     agent = Agent(root / "agent", coordinator, env=screen.env)
     agent.enroll()
-    agent.start()
     key = coordinator.api_key("l2")
-    technician = ApiClient(coordinator, key)
-    wait_for(
-        lambda: technician.get(f"/api/v1/devices/{agent.device_id}")["online"],
-        20,
-        what="the agent to be online",
-    )
+    desk = Desk(coordinator, agent, screen, ApiClient(coordinator, key), key)
+    desk.start_agent()
     pattern = subprocess.Popen(
         [sys.executable, str(HERE / "pattern.py"), "900"],
         env=screen.env,
@@ -180,7 +165,7 @@ def desk(screen: Screen, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
     )
     assert pattern.stdout is not None and pattern.stdout.readline().strip() == "ready"
     try:
-        yield Desk(coordinator, agent, screen, technician, key)
+        yield desk
     finally:
         pattern.kill()
         agent.stop()

@@ -28,7 +28,7 @@ from protocol.link import AuthenticationRequested, CoordinatorLink, LinkReady
 from protocol.messages import SessionOffer
 from tests.conftest import Agent, Coordinator, wait_for
 
-from .conftest import CONSENT_TITLE, answer_consent, pointer, windows
+from .conftest import CONSENT_TITLE, answer_consent, pointer
 
 
 class HostileCoordinator:
@@ -142,7 +142,7 @@ def sealed_from_agent(fake: HostileCoordinator) -> list[bytes]:
 def test_saying_live_starts_nothing_the_user_still_decides(desk, hostile) -> None:
     fake, agent = hostile
     assert fake.agent_hello.wait(30), "the agent never joined the relay"
-    wait_for(lambda: windows(desk.screen, CONSENT_TITLE), 20, what="the consent dialog")
+    wait_for(lambda: desk.screen.windows(CONSENT_TITLE), 20, what="the consent dialog")
     time.sleep(2)  # ample time for a capture to start, if it were going to
     assert sealed_from_agent(fake) == [], "the agent sent screen data without consent"
     assert "capture started" not in agent.log_path.read_text()
@@ -163,5 +163,5 @@ def test_sealed_input_before_consent_ends_the_session(desk, hostile) -> None:
     assert fake.relay_closed.wait(20), "the agent kept a session the coordinator cheated in"
     assert sealed_from_agent(fake) == []
     assert pointer(desk.screen) == before
-    wait_for(lambda: not windows(desk.screen, CONSENT_TITLE), 5, what="no dialog left")
+    wait_for(lambda: not desk.screen.windows(CONSENT_TITLE), 5, what="no dialog left")
     assert "a sealed message before consent" in agent.log_path.read_text()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from agent.config import AgentDir
 from protocol import identity, remote
 from tests.conftest import wait_for
 
-from .conftest import CONSENT_TITLE, Desk, pointer, windows
+from .conftest import CONSENT_TITLE, Desk, pointer
 
 # tests/e2e_remote/pattern.py: 120-px blocks from (40, 40): red, green / blue, yellow.
 BLOCKS = {
@@ -55,7 +54,7 @@ def test_control_session_from_request_to_technician_end(desk: Desk, xterm_file) 
     try:
         assert session["live"]["scope"] == "control"
         assert desk.banner_shown(), "a live session is always shown on the endpoint"
-        assert not windows(desk.screen, CONSENT_TITLE)
+        assert not desk.screen.windows(CONSENT_TITLE)
 
         # The grant is provable: signed by the device, naming this session and the code
         # both ends showed.
@@ -205,20 +204,13 @@ def test_the_agent_stopping_ends_the_session_and_leaves_no_window(desk: Desk) ->
     session, viewer = start_live(desk, "control", "allow_control")
     try:
         viewer.wait(lambda: viewer.frames > 0, 20, "a frame")
-        assert desk.agent.process is not None
-        desk.agent.process.send_signal(signal.SIGKILL)
-        desk.agent.process.wait(10)
+        desk.kill_agent()
         assert viewer.wait_state("ended")["reason"] == "agent_gone"
         assert desk.wait_ended(session["id"])["reason"] == "agent_gone"
         desk.no_banner(timeout=5)  # no orphan banner outlives its agent
     finally:
         viewer.close()
-        desk.agent.start()
-        wait_for(
-            lambda: desk.technician.get(f"/api/v1/devices/{desk.agent.device_id}")["online"],
-            20,
-            what="the agent back online",
-        )
+        desk.start_agent()
 
 
 def test_the_agent_stopping_while_it_asks_leaves_no_dialog(desk: Desk) -> None:
@@ -227,18 +219,11 @@ def test_the_agent_stopping_while_it_asks_leaves_no_dialog(desk: Desk) -> None:
     viewer = desk.viewer(session["id"])
     try:
         viewer.wait(lambda: viewer.code, 30, "the handshake")
-        wait_for(lambda: windows(desk.screen, CONSENT_TITLE), 20, what="the consent dialog")
-        assert desk.agent.process is not None
-        desk.agent.process.send_signal(signal.SIGKILL)
-        desk.agent.process.wait(10)
-        wait_for(lambda: not windows(desk.screen, CONSENT_TITLE), 5, 0.1, "the dialog to go")
+        wait_for(lambda: desk.screen.windows(CONSENT_TITLE), 20, what="the consent dialog")
+        desk.kill_agent()
+        wait_for(lambda: not desk.screen.windows(CONSENT_TITLE), 5, 0.1, "the dialog to go")
         assert desk.wait_ended(session["id"])["reason"] == "agent_gone"
         assert viewer.frames == 0
     finally:
         viewer.close()
-        desk.agent.start()
-        wait_for(
-            lambda: desk.technician.get(f"/api/v1/devices/{desk.agent.device_id}")["online"],
-            20,
-            what="the agent back online",
-        )
+        desk.start_agent()

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from tests.conftest import ApiClient, wait_for
-from tests.e2e_remote.conftest import CONSENT_TITLE, Desk, pointer, windows
+from tests.e2e_remote.conftest import CONSENT_TITLE, Desk, pointer
 
 PASSWORD = "correct horse battery staple"
 BLOCKS = {
@@ -147,7 +147,7 @@ def test_the_user_ends_it_and_the_page_says_so(desk: Desk, page: Any) -> None:
     session_id = open_session(desk, page, "allow_view", "view")
     page.wait_for_function("() => window.backdeskViewer.framesDrawn > 0")
     assert page.evaluate("window.backdeskViewer.scope") == "view"
-    assert not windows(desk.screen, CONSENT_TITLE)
+    assert not desk.screen.windows(CONSENT_TITLE)
     desk.screen.xdotool("key", "ctrl+alt+shift+e")
     page.wait_for_function("() => window.backdeskViewer.state === 'ended'")
     assert page.evaluate("window.backdeskViewer.reason") == "ended_by_user"

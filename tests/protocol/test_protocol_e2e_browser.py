@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,19 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol import e2e, remote
 from protocol.errors import ProtocolError
 from protocol.identity import public_key_bytes
+from tests.console.conftest import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "coordinator" / "web" / "static"
-CHROMIUM = os.environ.get("BACKDESK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-IN_CI = os.environ.get("CI") == "true"
 
 SESSION = "7a1c4e2f-0b9d-4f3a-8c6e-5d2b1a0f9e8d"
 DEVICE = Ed25519PrivateKey.from_private_bytes(b"\x33" * 32)
@@ -87,12 +76,6 @@ window.ready = true;
 # --- a throwaway server and one browser for the module ----------------------------------
 
 
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"browser tests cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
 class _Handler(BaseHTTPRequestHandler):
     files: dict[str, tuple[bytes, str]] = {}
 
@@ -134,18 +117,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        _unavailable(f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
