@@ -114,6 +114,10 @@ def test_allow_view_on_a_control_request_drops_input_and_audits_it(desk: Desk) -
             "POST", f"/api/v1/tickets/{desk.ticket()}/sessions", {"scope": "view"}
         )
         assert status == 409 and "already has a session" in body["error"]["message"]
+        # The technician picks "all monitors" (mss index 0): the agent follows.
+        assert viewer.screens is not None and viewer.screens.current == 1
+        viewer.send(remote.SelectMonitor(0))
+        viewer.wait(lambda: viewer.screens.current == 0, 10, "the monitor choice")
         before = pointer(desk.screen)
         target = (before[0] // 2 + 7, before[1] // 2 + 9)
         viewer.send(remote.PointerMove(*target))
