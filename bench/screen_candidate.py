@@ -20,6 +20,7 @@ Figures: ``bytes_per_s`` is wire bytes (sealed message + websocket header, no TL
 the RFB byte count it is compared with), ``updates_per_s`` counts frame and cursor messages
 (x11vnc's pointer-only updates count too), ``frames_per_s`` frames only.
 
+``SB_TRACE=file`` appends each frame's rects to that file (JSON lines).
 ``python -m bench.screen_candidate --full-change`` prints the frame rate when every
 frame is a new full screen, pinned to one core.
 """
@@ -90,6 +91,8 @@ class LocalSource:
             )
         self._next = 0.0
         self._cursor_at = 0.0
+        trace = os.environ.get("SB_TRACE")
+        self._trace = open(trace, "a") if trace else None
         self._injector = None
 
     def _wire(self, plaintext: bytes) -> int:
@@ -117,6 +120,9 @@ class LocalSource:
         self.encoder.quality = self.pacer.quality
         frame = self.encoder.next_frame(budget=self.pacer.byte_budget())
         if isinstance(frame, Frame):
+            if self._trace is not None:  # SB_TRACE: one line per frame, its rects
+                rects = [(r.x, r.y, r.w, r.h, r.encoding.name, len(r.data)) for r in frame.rects]
+                self._trace.write(json.dumps({"t": round(now, 4), "rects": rects}) + "\n")
             size = self._wire(encode_frame(frame))
             at = time.monotonic()
             self.pacer.sent(frame.seq, size, at)
@@ -140,6 +146,8 @@ class LocalSource:
 
     def close(self) -> None:
         self.encoder.close()
+        if self._trace is not None:
+            self._trace.close()
         if self._injector is not None:
             self._injector.close()
 

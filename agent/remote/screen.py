@@ -60,8 +60,10 @@ from protocol.remote import (
 TILE = 16
 # Below this many changed tiles, motion search is not worth its cost.
 MOTION_MIN_TILES = 24
-# A copy must cover at least this many pixels to be sent.
+# A copy must cover at least this many pixels to be sent, and repaint at least this
+# many that changed (a few glyphs: 17 bytes of COPY beat a PNG of them).
 MOTION_MIN_AREA = 4096
+MOTION_MIN_GAIN = 256
 # Tiles whose sampled pixels show at most this many colours are "text": lossless.
 LOW_COLOURS = 28
 # Two rects of one class are merged when the merged box wastes at most this many pixels
@@ -367,7 +369,7 @@ def _grow(
         )
         if best is None or gained > best[0]:
             best = (gained, r0, r1, c0, c1)
-    if best is None or best[0] < MOTION_MIN_AREA // 2:
+    if best is None or best[0] < MOTION_MIN_GAIN:
         return None
     _, r0, r1, c0, c1 = best
     return Move(x0 + c0, y0 + r0, c1 - c0, r1 - r0, x0 + c0 - dx, y0 + r0 - dy)

@@ -301,3 +301,27 @@ def test_a_new_picture_is_not_mistaken_for_a_move():
     a = bgra(photo(H, W, seed=1)).view(np.uint32).reshape(H, W)
     b = bgra(photo(H, W, seed=2)).view(np.uint32).reshape(H, W)
     assert find_moves(a, b, (0, 0, W, H)) is None
+
+
+def test_a_scroll_partly_under_another_window_is_still_copies():
+    """A window on top hides the lower left of a scrolling terminal: the visible rest still
+    moves by copies (two of them), only the new line is drawn."""
+    enc = ScreenEncoder(clock=Clock())
+    lines = text(640, 420, seed=21)
+    cover = photo(200, 200, seed=22)
+
+    def screen(top: int) -> np.ndarray:
+        img = photo(H, W, seed=0)
+        img[60:380, 80:500] = lines[top : top + 320]
+        img[280:480, 0:200] = cover  # the window on top
+        return img
+
+    canvas = Canvas(W, H)
+    canvas.apply(enc.encode(bgra(screen(0))))
+    frame = enc.encode(bgra(screen(32)))
+    copies = [r for r in frame.rects if r.encoding is Encoding.COPY]
+    assert 1 <= len(copies) <= 3
+    drawn = sum(r.w * r.h for r in frame.rects if r.encoding is not Encoding.COPY)
+    assert drawn <= 420 * 32 + 16 * 420, drawn  # the new line (and a tile row of slack)
+    canvas.apply(frame)
+    assert (canvas.rgb[60:380, 208:500] == screen(32)[60:380, 208:500]).all()  # tile 192+ mixed
