@@ -20,6 +20,10 @@ Figures: ``bytes_per_s`` is wire bytes (sealed message + websocket header, no TL
 the RFB byte count it is compared with), ``updates_per_s`` counts frame and cursor messages
 (x11vnc's pointer-only updates count too), ``frames_per_s`` frames only.
 
+``--through-coordinator`` measures the real path instead (``bench.screen_session``): the
+coordinator, the agent service and a Python viewer, sealed end to end; ``tool`` is then
+``backdesk-e2e`` and ``cpu_pct.agent`` the agent process's CPU.
+
 ``SB_TRACE=file`` appends each frame's rects to that file (JSON lines).
 ``python -m bench.screen_candidate --full-change`` prints the frame rate when every
 frame is a new full screen, pinned to one core.
@@ -213,6 +217,8 @@ def measure(
         )
         source.settle(0.5)
     cpu0 = time.process_time()
+    agent_cpu = getattr(source, "agent_cpu_times", None)  # a source with its own process
+    agent0 = agent_cpu() if agent_cpu else 0.0
     t_start = time.monotonic()
     t_end = t_start + seconds
     updates: list[Update] = []
@@ -261,6 +267,11 @@ def measure(
             "cpu_pct": {"candidate": round(cpu, 1)},
         }
     )
+    if agent_cpu:
+        out["cpu_pct"] = {  # type: ignore[assignment]
+            "viewer": round(cpu, 1),
+            "agent": round((agent_cpu() - agent0) / elapsed * 100, 1),
+        }
     if isinstance(source, LocalSource):
         out["encoder"] = dict(source.encoder.stats)
         out["quality"] = source.pacer.quality
@@ -323,9 +334,17 @@ def main() -> int:
     cmd = os.environ.get("SB_WORKLOAD_CMD") or None
     seconds = float(os.environ.get("SB_SECONDS", "10"))
     keyprobe = int(os.environ.get("SB_KEYPROBE_N", "0")) if name == "keyprobe" else 0
-    source = LocalSource()
+    source: Source
+    if "--through-coordinator" in sys.argv[1:]:
+        from bench.screen_session import SessionSource
+
+        source = SessionSource()
+    else:
+        source = LocalSource()
     try:
         result = measure(name, None if keyprobe else cmd, seconds, source, keyprobe)
+        if not isinstance(source, LocalSource):
+            result["tool"] = "backdesk-e2e"
     finally:
         source.close()
     print(json.dumps(result), flush=True)
