@@ -50,7 +50,6 @@ BG = "#1f2023"
 FG = "#f1f1ee"
 MUTED = "#b8b8b2"
 LIVE = "#ff4d1f"
-LIVE_DIM = "#8a3a22"
 FIELD = "#2d2e33"
 
 
@@ -234,7 +233,6 @@ class BannerWindow:
         self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.ended = False
         self.hotkey_listener: Any = None
-        self._blink = False
 
         root.title(TITLE)
         root.configure(background=BG)
@@ -326,19 +324,16 @@ class BannerWindow:
         tk.Label(
             bottom, text=f"Reply to {technician}:", background=BG, foreground=MUTED, font=base
         ).pack(side="left", before=self.entry, padx=(0, 8))
+        # The "live" dot is steady on purpose: a blinking one changes the screen every
+        # 0.7 s, and the session would stream that change, costing traffic and CPU for
+        # as long as it lasts.
         self._place()
-        root.after(700, self._blink_dot)
 
     def _place(self) -> None:
         root = self.root
         root.update_idletasks()
         x = max(0, (root.winfo_screenwidth() - root.winfo_reqwidth()) // 2)
         root.geometry(f"+{x}+0")
-
-    def _blink_dot(self) -> None:
-        self._blink = not self._blink
-        self.dot.itemconfigure(self.dot_id, fill=LIVE_DIM if self._blink else LIVE)
-        self.root.after(700, self._blink_dot)
 
     def layout(self) -> dict[str, list[int]]:
         self.root.update_idletasks()
