@@ -141,6 +141,14 @@ def test_control_in_the_browser(desk: Desk, page: Any, xterm_file: Any) -> None:
     assert desk.wait_ended(session_id)["reason"] == "ended_by_technician"
     desk.no_banner()
     assert "Ended" in page.inner_text("#state-text")
+    # The ticket keeps the session: listed with its end, and the signed receipt in the
+    # timeline.
+    page.click("#ticket-link")
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / "remote-session-ticket.png"), full_page=True)
+    assert "ended by technician" in page.inner_text("[data-testid=sessions]").lower()
+    timeline = page.inner_text("[data-testid=timeline]")
+    assert "allowed" in timeline and "Signed receipt" in timeline and "session ended" in timeline
 
 
 def test_the_user_ends_it_and_the_page_says_so(desk: Desk, page: Any) -> None:
