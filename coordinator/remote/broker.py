@@ -45,6 +45,7 @@ REASONS = (
     "protocol_error",
     "expired",
     "coordinator_restart",
+    "agent_error",
 )
 MAX_RECEIPT_BYTES = 4096
 

@@ -421,7 +421,7 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
                     )
                 elif message["type"] == "end":
                     given = message.get("reason")
-                    reason = given if given in broker.REASONS else "ended_by_user"
+                    reason = given if given in broker.REASONS else "agent_gone"
                     receipt = message
                     break
                 else:
