@@ -177,8 +177,10 @@ class Streamer:
     async def _banner_loop(self) -> str:
         async for event in self.banner:
             if event.kind == "end":
-                if event.text != "user":
-                    log.warning("the session banner went away (%s)", event.text)
-                return "ended_by_user"
+                if event.text == "user":
+                    return "ended_by_user"
+                # Without its banner a session is not visible on the endpoint: it ends.
+                log.warning("the session banner went away (%s)", event.text)
+                return "agent_error"
             await self.session.send_sealed(remote.Chat(event.text))
         return "ended_by_user"
