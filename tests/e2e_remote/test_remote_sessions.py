@@ -11,12 +11,13 @@ import base64
 import json
 
 import numpy as np
+import psutil
 
 from agent.config import AgentDir
 from protocol import identity, remote
 from tests.conftest import wait_for
 
-from .conftest import CONSENT_TITLE, Desk, pointer
+from .conftest import BANNER_TITLE, CONSENT_TITLE, Desk, pointer
 
 # tests/e2e_remote/pattern.py: 120-px blocks from (40, 40): red, green / blue, yellow.
 BLOCKS = {
@@ -231,3 +232,24 @@ def test_the_agent_stopping_while_it_asks_leaves_no_dialog(desk: Desk) -> None:
     finally:
         viewer.close()
         desk.start_agent()
+
+
+def test_a_session_whose_banner_dies_ends(desk: Desk) -> None:
+    session, viewer = start_live(desk, "view", "allow_view")
+    try:
+        viewer.wait(lambda: viewer.frames > 0, 20, "a frame")
+        assert desk.screen.windows(BANNER_TITLE)
+        assert desk.agent.process is not None
+        (banner,) = [
+            p
+            for p in psutil.Process(desk.agent.process.pid).children(recursive=True)
+            if "agent.remote.banner" in p.cmdline()
+        ]
+        banner.kill()  # nothing would show the session any more
+        assert viewer.wait_state("ended")["reason"] == "agent_error"
+        assert desk.wait_ended(session["id"])["reason"] == "agent_error"
+        wait_for(
+            lambda: "capture stopped" in desk.agent.log_path.read_text(), 5, what="capture to stop"
+        )
+    finally:
+        viewer.close()
