@@ -36,7 +36,9 @@ never exceeds the sealed-message limit. Figures against x11vnc: ``bench/screen_c
 from __future__ import annotations
 
 import io
+import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -104,11 +106,16 @@ def damage_tiles(a: np.ndarray, b: np.ndarray, tile: int = TILE) -> np.ndarray |
 
     None when they are identical. Only the rows that changed are reduced to tiles.
     """
+    return _damage(a, b, tile)[0]
+
+
+def _damage(a: np.ndarray, b: np.ndarray, tile: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`damage_tiles` and the pixel mask ``a != b`` it came from (reused by callers)."""
     neq = a != b
     rows = neq.any(axis=1)
     if not rows.any():
-        return None
-    return _tiles_from_mask(neq, rows, tile)
+        return None, neq
+    return _tiles_from_mask(neq, rows, tile), neq
 
 
 def _tiles_from_mask(neq: np.ndarray, rows: np.ndarray, tile: int) -> np.ndarray:
@@ -239,6 +246,7 @@ def find_moves(
     anchors: int = 6,
     snippet: int = 48,
     wide: bool = True,
+    neq: np.ndarray | None = None,
 ) -> Move | None:
     """One rectangle of ``cur`` inside ``box`` that is ``prev`` shifted, or None.
 
@@ -246,13 +254,16 @@ def find_moves(
     from changed rows of ``cur`` are searched in ``prev``: first within ``near`` rows and
     columns, then (``wide``) for a few of them within ``max_shift`` rows. The shift most
     runs agree on is checked and grown into the largest rectangle around its anchor where
-    every pixel matches.
+    every pixel matches. ``neq``: ``prev != cur`` when the caller has it already.
     """
     _, w = cur.shape
     bx, by, bw, bh = box
     if bw < snippet or bh < 8:
         return None
-    sub_neq = prev[by : by + bh, bx : bx + bw] != cur[by : by + bh, bx : bx + bw]
+    if neq is not None:
+        sub_neq = neq[by : by + bh, bx : bx + bw]
+    else:
+        sub_neq = prev[by : by + bh, bx : bx + bw] != cur[by : by + bh, bx : bx + bw]
     changed_rows = np.flatnonzero(sub_neq.any(axis=1))
     if len(changed_rows) < 4:
         return None
@@ -381,26 +392,55 @@ def _grow(
 def encode_png(bgra: np.ndarray, fast: bool = False) -> bytes:
     """Lossless PNG of a (h, w, 4) BGRA area: palette when it has at most 256 colours.
 
-    ``fast``: the quickest zlib level (a big change, when frame rate matters more).
+    ``fast``: the quickest zlib level (a big change, when frame rate matters more). The
+    palette case is written directly (unfiltered rows, as PIL does for palettes): PIL's
+    per-image overhead was most of the cost of the many small rects of a full change.
     """
     h, w = bgra.shape[:2]
-    rgb = Image.frombuffer("RGB", (w, h), np.ascontiguousarray(bgra).tobytes(), "raw", "BGRX", 0, 1)
-    buf = io.BytesIO()
+    flat32 = np.ascontiguousarray(bgra).view(np.uint32).reshape(-1)
+    rgb = Image.frombuffer("RGB", (w, h), flat32, "raw", "BGRX", 0, 1)
     colours = rgb.getcolors(256)
     small = h * w < 65536
     if colours is None:
+        buf = io.BytesIO()
         rgb.save(buf, "PNG", compress_level=1 if fast or not small else 6)
         return buf.getvalue()
-    flat = bgra.view(np.uint32).reshape(-1) & 0xFFFFFF
-    values = np.unique(np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], np.uint32))
-    index = _palette_index(flat, values)
-    img = Image.frombuffer("P", (w, h), index.tobytes(), "raw", "P", 0, 1)
-    pal = np.stack([(values >> 16) & 0xFF, (values >> 8) & 0xFF, values & 0xFF], axis=1)
-    img.putpalette(pal.astype(np.uint8).tobytes())
+    values = np.array([(r << 16) | (g << 8) | b for _, (r, g, b) in colours], np.uint32)
+    values.sort()
+    index = _palette_index(flat32 & 0xFFFFFF, values).reshape(h, w)
     n = len(values)
     bits = 1 if n <= 2 else 2 if n <= 4 else 4 if n <= 16 else 8
-    img.save(buf, "PNG", compress_level=1 if fast else 6 if small else 3, bits=bits)
-    return buf.getvalue()
+    if bits < 8:  # pack 8 // bits pixels a byte, first pixel in the high bits
+        per = 8 // bits
+        pw = -(-w // per) * per
+        if pw != w:
+            padded = np.zeros((h, pw), np.uint8)
+            padded[:, :w] = index
+            index = padded
+        groups = index.reshape(h, pw // per, per)
+        packed = np.zeros((h, pw // per), np.uint8)
+        for k in range(per):
+            packed |= groups[:, :, k] << np.uint8(8 - bits * (k + 1))
+        index = packed
+    rows = np.empty((h, index.shape[1] + 1), np.uint8)
+    rows[:, 0] = 0  # filter: none
+    rows[:, 1:] = index
+    pal = np.stack([(values >> 16) & 0xFF, (values >> 8) & 0xFF, values & 0xFF], axis=1)
+    level = 1 if fast else 6 if small else 3
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0)),
+            _png_chunk(b"PLTE", pal.astype(np.uint8).tobytes()),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 _HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F, 0x165667B1, 0xD3A2646C)
@@ -410,8 +450,10 @@ def _palette_index(flat: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Index of each pixel (0xRRGGBB, all in ``values``) in the sorted ``values``, as uint8.
 
     A multiplicative hash into a 64K table when it has no collision on these colours (a
-    few ns a pixel), else a binary search.
+    few ns a pixel), else (or for a small area, where the table costs more) a binary search.
     """
+    if len(flat) < 2048:
+        return np.searchsorted(values, flat).astype(np.uint8)
     for mult in _HASH_MULTIPLIERS:
         keys = (values * np.uint32(mult)) >> np.uint32(16)
         if len(np.unique(keys)) == len(values):
@@ -431,6 +473,9 @@ def _solid(img: np.ndarray, box: Box) -> int | None:
     x, y, w, h = box
     sub = img[y : y + h, x : x + w]
     first = sub[0, 0]
+    sh, sw = sub.shape
+    if sub[-1, -1] != first or sub[sh // 2, sw // 2] != first:  # most boxes: known at once
+        return None
     return int(first) if (sub == first).all() else None
 
 
@@ -622,7 +667,7 @@ class ScreenEncoder:
             grid: np.ndarray | None = np.ones((gh, gw), bool)
             full = True
         else:
-            grid = damage_tiles(self._canvas, cur, t)
+            grid, neq = _damage(self._canvas, cur, t)
             full = False
         canvas = self._canvas
         rects: list[Rect] = []
@@ -634,7 +679,7 @@ class ScreenEncoder:
             if self.motion and int(grid.sum()) >= MOTION_MIN_TILES:
                 for _ in range(3):
                     box = _bbox(grid, t, w, h)
-                    move = find_moves(canvas, cur, box, wide=not rects)
+                    move = find_moves(canvas, cur, box, wide=not rects, neq=neq)
                     if move is None:
                         break
                     self._apply_move(move, now)
@@ -650,7 +695,7 @@ class ScreenEncoder:
                     )
                     size += _RECT_OVERHEAD + 4
                     self._count("copy")
-                    grid = damage_tiles(canvas, cur, t)
+                    grid, neq = _damage(canvas, cur, t)
                     if grid is None or int(grid.sum()) < MOTION_MIN_TILES:
                         break
 
@@ -674,7 +719,8 @@ class ScreenEncoder:
             good = fine_grid & (self._sent_q >= self.refresh_quality)
             self._sent_q[good] = REFINED
             fine_grid &= ~good
-        neq = canvas != cur if not full else None
+        if full:
+            neq = None  # else: canvas != cur, from the last damage pass (canvas unchanged since)
         # a big change: frame rate first (quicker zlib)
         self._fast = int(grid.sum()) * t * t > w * h // 4
         # busy (lossy) first, so exact rects drawn after them win where they touch

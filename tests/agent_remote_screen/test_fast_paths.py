@@ -1,0 +1,86 @@
+"""The full-screen-change fast paths: direct palette PNGs, the reused damage mask, solids."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from agent.remote.screen import ScreenEncoder, _palette_index, _solid, encode_png, find_moves
+from protocol.remote import Encoding
+
+from .canvas import Canvas
+from .images import bgra, photo, text
+
+W, H = 640, 480
+
+
+def _decode(data: bytes) -> np.ndarray:
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "PNG"
+    return np.asarray(img.convert("RGB"))
+
+
+def test_palette_png_is_exact_for_every_bit_depth_and_odd_widths():
+    rng = np.random.default_rng(5)
+    for colours in (1, 2, 3, 4, 5, 16, 17, 200, 256):
+        values = rng.integers(0, 256, (colours, 3)).astype(np.uint8)
+        for w, h in ((1, 1), (3, 7), (7, 5), (13, 2), (50, 10), (333, 41)):
+            rgb = values[rng.integers(0, colours, (h, w))]
+            for fast in (False, True):
+                data = encode_png(bgra(rgb), fast=fast)
+                assert (_decode(data) == rgb).all(), (colours, w, h, fast)
+
+
+def test_png_of_a_view_with_many_colours_is_exact():
+    rgb = photo(64, 80, seed=3)
+    big = bgra(photo(100, 200, seed=3))
+    big[10:74, 30:110] = bgra(rgb)
+    assert (_decode(encode_png(big[10:74, 30:110])) == rgb).all()
+
+
+def test_palette_index_small_and_large_areas_agree_with_a_binary_search():
+    rng = np.random.default_rng(2)
+    values = np.unique(rng.integers(0, 1 << 24, 100).astype(np.uint32))
+    for n in (1, 100, 2047, 2048, 50_000):
+        flat = values[rng.integers(0, len(values), n)]
+        assert (_palette_index(flat, values) == np.searchsorted(values, flat)).all()
+
+
+def test_solid_looks_at_every_pixel():
+    img = np.full((40, 40), 7, np.uint32)
+    assert _solid(img, (0, 0, 40, 40)) == 7
+    img[3, 5] = 8  # neither a corner nor the centre
+    assert _solid(img, (0, 0, 40, 40)) is None
+    assert _solid(img, (10, 10, 30, 30)) == 7
+
+
+def _screen(seed: int) -> np.ndarray:
+    img = photo(H, W, seed)
+    img[60:380, 80:500] = text(320, 420, seed + 50)
+    return img
+
+
+def test_a_full_change_has_no_copies_and_the_canvas_shows_the_new_screen():
+    enc = ScreenEncoder()
+    canvas = Canvas(W, H)
+    canvas.apply(enc.encode(bgra(_screen(0))))
+    for seed in (1, 2, 3):
+        rgb = _screen(seed)
+        frame = enc.encode(bgra(rgb))
+        assert frame is not None
+        assert not [r for r in frame.rects if r.encoding is Encoding.COPY]
+        canvas.apply(frame)
+        # the text window's whole tiles are lossless, the photo around it close
+        assert (canvas.rgb[64:368, 80:496] == rgb[64:368, 80:496]).all()
+        assert np.abs(canvas.rgb.astype(int) - rgb.astype(int)).mean() < 5.0
+
+
+def test_find_moves_with_the_callers_mask_agrees_without_it():
+    page = text(H + 64, W, seed=9)
+    a = bgra(page[:H]).view(np.uint32).reshape(H, W)
+    b = bgra(page[40 : H + 40]).view(np.uint32).reshape(H, W)
+    without = find_moves(a, b, (0, 0, W, H))
+    assert without is not None and without.src_y - without.y == 40
+    assert find_moves(a, b, (0, 0, W, H), neq=a != b) == without
