@@ -84,3 +84,45 @@ def test_find_moves_with_the_callers_mask_agrees_without_it():
     without = find_moves(a, b, (0, 0, W, H))
     assert without is not None and without.src_y - without.y == 40
     assert find_moves(a, b, (0, 0, W, H), neq=a != b) == without
+
+
+def _byte_search(img, y, sx0, sx1, rows, run, x):
+    """The reference: a byte search of the area's copy (what _Haystack used to do)."""
+    h = img.shape[0]
+    y0 = max(0, y - rows)
+    cols = sx1 - sx0
+    data = np.ascontiguousarray(img[y0 : min(h, y + rows + 1), sx0:sx1]).tobytes()
+    needle, row_bytes, hits = run.tobytes(), cols * 4, []
+    pos = data.find(needle)
+    while pos >= 0 and len(hits) < 8:
+        if pos % 4 == 0 and pos % row_bytes + len(needle) <= row_bytes:
+            py, px = divmod(pos // 4, cols)
+            dx, dy = x - (sx0 + px), y - (y0 + py)
+            if (dx, dy) != (0, 0):
+                hits.append((dx, dy))
+        pos = data.find(needle, pos + 1)
+    return min(hits, key=lambda s: abs(s[1]) + abs(s[0])) if hits else None
+
+
+def test_haystack_search_finds_what_a_byte_search_finds():
+    from agent.remote.screen import _Haystack
+
+    rng = np.random.default_rng(11)
+    page = text(H + 200, W, seed=4)
+    pic = photo(H, W, seed=4)
+    cases = 0
+    for img_rgb in (page[:H], page[37 : H + 37], pic, np.full((H, W, 3), 255, np.uint8)):
+        img = bgra(img_rgb).view(np.uint32).reshape(H, W)
+        src = bgra(page[60 : H + 60]).view(np.uint32).reshape(H, W)
+        for _ in range(60):
+            y = int(rng.integers(0, H))
+            n = int(rng.choice([8, 48]))
+            x = int(rng.integers(0, W - n))
+            run = (src if rng.random() < 0.7 else img)[y, x : x + n].copy()
+            sx0 = int(rng.integers(0, 64))
+            sx1 = W - int(rng.integers(0, 64))
+            for rows in (0, 5, 64, 384):
+                got = _Haystack(img, y, sx0, sx1, rows).search(run, x, y)
+                assert got == _byte_search(img, y, sx0, sx1, rows, run, x), (y, x, n, rows)
+                cases += got is not None
+    assert cases > 50  # not only misses
