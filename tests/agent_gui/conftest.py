@@ -7,6 +7,7 @@ Without Xvfb or xdotool the tests are skipped, except in CI (``CI=true``) where 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -180,16 +181,10 @@ class Screen:
         return len(seen)
 
 
-@pytest.fixture(scope="session")
-def screen() -> Iterator[Screen]:
-    """One Xvfb for the folder, 1280x800, no TCP, on a display number it picks itself."""
-    _require("Xvfb", shutil.which("Xvfb") is not None)
-    _require("xdotool", shutil.which("xdotool") is not None)
-    try:
-        import tkinter  # noqa: F401  (the agent's window needs Tk in this Python)
-    except ImportError:
-        _require("tkinter", False)
-    fbdir = Path(tempfile.mkdtemp(prefix="backdesk-xvfb-"))
+@contextlib.contextmanager
+def xvfb(size: str, fbdir: Path | None = None) -> Iterator[str]:
+    """A private Xvfb (``WIDTHxHEIGHT``, no TCP, on a display number it picks itself,
+    its framebuffer in ``fbdir`` when given); yields the display name, e.g. ``:3``."""
     read_fd, write_fd = os.pipe()
     process = subprocess.Popen(
         [
@@ -198,12 +193,11 @@ def screen() -> Iterator[Screen]:
             str(write_fd),
             "-screen",
             "0",
-            "1280x800x24",
+            f"{size}x24",
             "-nolisten",
             "tcp",
             "-noreset",
-            "-fbdir",
-            str(fbdir),
+            *(["-fbdir", str(fbdir)] if fbdir else []),
         ],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
@@ -222,7 +216,7 @@ def screen() -> Iterator[Screen]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise AssertionError(f"Xvfb socket {socket_path} did not appear")
             time.sleep(0.05)
-        yield Screen(f":{number}", fbdir)
+        yield f":{number}"
     finally:
         process.terminate()
         try:
@@ -230,4 +224,20 @@ def screen() -> Iterator[Screen]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def screen() -> Iterator[Screen]:
+    """One Xvfb for the folder, 1280x800, no TCP, on a display number it picks itself."""
+    _require("Xvfb", shutil.which("Xvfb") is not None)
+    _require("xdotool", shutil.which("xdotool") is not None)
+    try:
+        import tkinter  # noqa: F401  (the agent's window needs Tk in this Python)
+    except ImportError:
+        _require("tkinter", False)
+    fbdir = Path(tempfile.mkdtemp(prefix="backdesk-xvfb-"))
+    try:
+        with xvfb("1280x800", fbdir) as display:
+            yield Screen(display, fbdir)
+    finally:
         shutil.rmtree(fbdir, ignore_errors=True)

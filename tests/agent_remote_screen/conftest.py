@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.conftest import IN_CI
+from tests.agent_gui.conftest import _require, xvfb
 
 WIDTH, HEIGHT = 640, 480
-
-
-def _require(what: str, ok: bool) -> None:
-    if ok:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} is not available")
 
 
 class Painter:
@@ -83,53 +73,19 @@ def xserver() -> Iterator[str]:
     _require("Xvfb", shutil.which("Xvfb") is not None)
     try:
         import mss  # noqa: F401
-        from Xlib import display  # noqa: F401
+        from Xlib import display
     except ImportError:
         _require("mss and python-xlib", False)
-    read_fd, write_fd = os.pipe()
-    process = subprocess.Popen(
-        [
-            "Xvfb",
-            "-displayfd",
-            str(write_fd),
-            "-screen",
-            "0",
-            f"{WIDTH}x{HEIGHT}x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    os.close(write_fd)
     old = os.environ.get("DISPLAY")
     try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()
-        if not number:
-            _, err = process.communicate(timeout=5)
-            raise AssertionError(f"Xvfb did not start: {err.decode(errors='replace')}")
-        socket_path = Path(f"/tmp/.X11-unix/X{number}")
-        deadline = time.monotonic() + 10
-        while not socket_path.exists():
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise AssertionError(f"Xvfb socket {socket_path} did not appear")
-            time.sleep(0.05)
-        os.environ["DISPLAY"] = f":{number}"
-        yield f":{number}"
+        with xvfb(f"{WIDTH}x{HEIGHT}") as display:
+            os.environ["DISPLAY"] = display
+            yield display
     finally:
         if old is None:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = old
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="session")
