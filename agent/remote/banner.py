@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .consent import child_env
+from .consent import start_window
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +90,7 @@ class Banner:
     async def start(self, technician: str, ticket: str, scope: str) -> None:
         """Show the banner; BannerError if it cannot be shown (then do not go live)."""
         try:
-            self._proc = proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "agent.remote.banner",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=child_env(),
-            )
+            self._proc = proc = await start_window("agent.remote.banner")
         except OSError as exc:
             raise BannerError(f"the session banner could not start: {exc}") from exc
         self._tasks.append(asyncio.create_task(self._drain_stderr()))

@@ -139,6 +139,20 @@ def child_env() -> dict[str, str]:
     return env
 
 
+async def start_window(module: str) -> asyncio.subprocess.Process:
+    """A window of ours (``python -m module``) in its own process, so Tk never blocks the
+    agent's event loop; it talks JSON lines on its pipes."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=child_env(),
+    )
+
+
 async def _drain(stream: asyncio.StreamReader | None, name: str) -> None:
     if stream is None:
         return
@@ -163,15 +177,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 async def ask(request: ConsentRequest, timeout: float = DEFAULT_TIMEOUT) -> ConsentAnswer:  # noqa: ASYNC109 (the user's time limit, passed on to the dialog)
     """Show the dialog and wait for the user's answer; see the module docstring."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent.remote.consent",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=child_env(),
-        )
+        proc = await start_window("agent.remote.consent")
     except OSError as exc:
         return ConsentAnswer("deny", None, f"the consent dialog could not start: {exc}")
     drain = asyncio.create_task(_drain(proc.stderr, "consent dialog"))
