@@ -23,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from protocol.canonical import document_bytes
+
 from .outbox import MAX_BODY_BYTES, Outbox
 
 KIND = "inventory"
@@ -31,10 +33,7 @@ STATE_FILE = "inventory-last.json"
 DIFF_RATIO = 0.5
 
 
-def canonical(document: Any) -> bytes:
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+canonical = document_bytes  # the coordinator hashes with the same function
 
 
 def _pack(data: bytes) -> str:

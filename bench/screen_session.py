@@ -29,15 +29,12 @@ from typing import Any
 
 import psutil
 
+from bench.screen_candidate import Update, ws_header
 from bench.viewer import Viewer
 from protocol import remote
 
 BIN = Path(sys.executable).parent
 PASSWORD = "bench password 123"
-
-
-def _ws_header(n: int) -> int:
-    return 2 if n < 126 else 4 if n < 65536 else 10
 
 
 class _Api:
@@ -62,9 +59,6 @@ class SessionSource:
     """``bench.screen_candidate.Source`` through the coordinator."""
 
     def __init__(self) -> None:
-        from bench.screen_candidate import Update
-
-        self._update = Update
         self.dir = Path(tempfile.mkdtemp(prefix="backdesk-bench-session-"))
         self.processes: list[subprocess.Popen[str]] = []
         self._lock = threading.Lock()
@@ -155,9 +149,9 @@ class SessionSource:
 
     def _received(self, message: remote.RemoteMessage, nbytes: int, at: float) -> None:
         if isinstance(message, remote.Frame):
-            update = self._update(at, "frame", nbytes + _ws_header(nbytes), bool(message.rects))
+            update = Update(at, "frame", nbytes + ws_header(nbytes), bool(message.rects))
         elif isinstance(message, remote.Cursor):
-            update = self._update(at, "cursor", nbytes + _ws_header(nbytes), False)
+            update = Update(at, "cursor", nbytes + ws_header(nbytes), False)
         else:
             return
         with self._lock:

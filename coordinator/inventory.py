@@ -47,6 +47,7 @@ from jsonschema.exceptions import best_match
 from sqlalchemy import and_, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from protocol.canonical import document_bytes
 from protocol.errors import ErrorCode, ProtocolError
 
 from .clock import isoformat, utcnow
@@ -104,12 +105,9 @@ class Refused(Exception):
         self.error = ProtocolError(ErrorCode.INVALID_MESSAGE, f"inventory: {reason}"[:250])
 
 
-def canonical(document: Any) -> bytes:
-    """The bytes a document's SHA-256 is computed over (for diffs; agents send full
-    documents in this form too)."""
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+# The bytes a document's SHA-256 is computed over (for diffs; agents send full documents
+# in this form too): the same function as the agent's.
+canonical = document_bytes
 
 
 def sha256(document: Any) -> str:

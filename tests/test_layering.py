@@ -22,6 +22,7 @@ def test_protocol_imports_no_io_framework():
         "protocol.link",
         "protocol.e2e",
         "protocol.remote",
+        "protocol.canonical",
     )
     forbidden = {"asyncio", "socket", "websockets", "aiohttp", "threading", "agent", "coordinator"}
     assert not (loaded & forbidden), loaded & forbidden

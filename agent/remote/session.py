@@ -34,6 +34,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from protocol import e2e, identity, remote
+from protocol.canonical import receipt_bytes
 from protocol.errors import ProtocolError
 from protocol.messages import SessionOffer
 
@@ -65,14 +66,10 @@ class Context:
     consent_timeout: float = CONSENT_TIMEOUT
 
 
-def canonical(receipt: dict[str, Any]) -> bytes:
-    return json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
 def signed(key: Ed25519PrivateKey, receipt: dict[str, Any]) -> dict[str, Any]:
     return {
         "receipt": receipt,
-        "signature": base64.b64encode(identity.sign(key, canonical(receipt))).decode(),
+        "signature": base64.b64encode(identity.sign(key, receipt_bytes(receipt))).decode(),
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from protocol import identity
+from protocol.canonical import receipt_bytes
 
 from .. import audit, events
 from ..accounts import Principal
@@ -67,11 +67,6 @@ class Offer:
 
 def token_hash(token: bytes) -> str:
     return hashlib.sha256(token).hexdigest()
-
-
-def canonical(receipt: dict[str, Any]) -> bytes:
-    """The bytes a receipt's signature covers."""
-    return json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def public(row: Any) -> dict[str, Any]:
@@ -256,13 +251,17 @@ def _verify(
     signature_text = message.get("signature")
     if not isinstance(receipt, dict) or not isinstance(signature_text, str):
         raise Invalid(f"{kind} needs a receipt object and a signature")
-    if len(canonical(receipt)) > MAX_RECEIPT_BYTES:
+    try:
+        signed_bytes = receipt_bytes(receipt)
+    except ValueError:  # NaN or infinity: not JSON anyone else could reproduce
+        raise Invalid(f"the {kind} receipt is not canonical JSON") from None
+    if len(signed_bytes) > MAX_RECEIPT_BYTES:
         raise Invalid("receipt too large")
     try:
         signature = base64.b64decode(signature_text, validate=True)
     except (binascii.Error, ValueError):
         raise Invalid("signature is not base64") from None
-    if not identity.verify(public_key, signature, canonical(receipt)):
+    if not identity.verify(public_key, signature, signed_bytes):
         raise Invalid(f"the {kind} receipt's signature does not verify")
     expected = {
         "kind": kind,
