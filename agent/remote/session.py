@@ -204,20 +204,25 @@ class RemoteSession:
                         await task
             decision = answer.decision
             granted = answer.scope if answer.allowed else None
-        receipt = self._receipt(
-            "consent",
-            scope=granted,
-            decision=decision,
-            via=self.via,
-            code=self.code,
-            at=round(time.time(), 3),
-        )
         if granted is None:
-            await self.ws.send(json.dumps({"type": "consent", **signed(self.ctx.key, receipt)}))
+            await self._send_consent(decision, None, time.time())
             log.info("session %s: the user said %s", offer.session_id, decision)
             return None
         self.scope = granted
         return granted
+
+    async def _send_consent(self, decision: str, scope: str | None, at: float) -> None:
+        """The answer, signed: what the coordinator records and anyone can verify."""
+        assert self.ws is not None
+        receipt = self._receipt(
+            "consent",
+            scope=scope,
+            decision=decision,
+            via=self.via,
+            code=self.code,
+            at=round(at, 3),
+        )
+        await self.ws.send(json.dumps({"type": "consent", **signed(self.ctx.key, receipt)}))
 
     async def _watch_until_answered(self) -> None:
         assert self.ws is not None
@@ -241,27 +246,11 @@ class RemoteSession:
         except banner_module.BannerError as exc:
             # A live session must be visible on the endpoint: without the banner, no session.
             log.error("session %s: %s", offer.session_id, exc)
-            receipt = self._receipt(
-                "consent",
-                scope=None,
-                decision="deny",
-                via="user",
-                code=self.code,
-                at=round(time.time(), 3),
-            )
-            await self.ws.send(json.dumps({"type": "consent", **signed(self.ctx.key, receipt)}))
+            await self._send_consent("deny", None, time.time())
             await banner.close()
             return "denied"
         self.started_at = time.time()
-        receipt = self._receipt(
-            "consent",
-            scope=scope,
-            decision="allow",
-            via=self.via,
-            code=self.code,
-            at=round(self.started_at, 3),
-        )
-        await self.ws.send(json.dumps({"type": "consent", **signed(self.ctx.key, receipt)}))
+        await self._send_consent("allow", scope, self.started_at)
         log.warning(
             "session %s: %s is %s this screen",
             offer.session_id,
